@@ -1,0 +1,5 @@
+"""``python -m argus`` is the ``argus`` command."""
+
+from .cli import main
+
+raise SystemExit(main())

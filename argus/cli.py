@@ -1,0 +1,165 @@
+"""The ``argus`` command: ``argus serve``, ``argus demo-runtime``.
+
+Configuration errors exit with code 2 and one line naming the variable or flag, before
+anything listens or spawns; no traceback, because they are the user's to fix, not bugs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from .config import ConfigError, Settings, load_settings
+
+EXIT_CONFIG = 2
+
+SERVE_EPILOG = """\
+Every option can also be set with an environment variable (shown in brackets); a flag wins
+over the variable. Variables without a flag:
+  ARGUS_TOKEN                   admin token for /ws and the HTTP API (empty: auth off,
+                                which is only allowed on a loopback bind)
+  ARGUS_ALLOWED_ORIGINS         comma-separated extra WebSocket Origins (loopback always ok)
+  ARGUS_TCP_HOST, ARGUS_TCP_PORT    runtime endpoint for --provision-mode tcp
+  ARGUS_JSONL_LINE_LIMIT_BYTES  longest runtime output line (default 128 MiB; longer are dropped)
+  ARGUS_CONNECT_TIMEOUT_S       runtime connect timeout (default 30)
+  ARGUS_REPLAY_BUFFER_BYTES     per-session replay log for reconnects (default 16 MiB)
+  ARGUS_CLIENT_QUEUE_BYTES      how far a client may lag before close 1013 (default 8 MiB)
+  ARGUS_COALESCE_DELTAS         0 disables delta coalescing for lagging clients (default 1)
+  ARGUS_WS_MAX_MESSAGE_BYTES    largest client frame (default 16 MiB)
+  ARGUS_MAX_INFLIGHT_REQUESTS   requests in flight per session (default 4096)
+  ARGUS_MAX_SESSIONS            sessions at once (default 1000)
+  ARGUS_STDERR_TAIL_BYTES       runtime stderr kept for diagnostics (default 16 KiB)
+  ARGUS_STOP_TIMEOUT_S          per step of stopping a runtime (default 5)
+  ARGUS_SHUTDOWN_TIMEOUT_S      graceful shutdown deadline (default 10)
+See docs/operations.md for the full list.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser, with every option documented."""
+    parser = argparse.ArgumentParser(
+        prog="argus",
+        description="Argus puts agent runtimes (codex app-server and friends) on the network.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    serve = sub.add_parser(
+        "serve",
+        help="run the gateway",
+        description="Run the Argus gateway: WebSocket /ws, the HTTP API, and sessions.",
+        epilog=SERVE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    serve.add_argument("--host", help="bind address [ARGUS_HOST] (default 127.0.0.1)")
+    serve.add_argument(
+        "--port", type=str, help="bind port, 0 = any free [ARGUS_PORT] (default 8080)"
+    )
+    serve.add_argument(
+        "--insecure",
+        action="store_true",
+        default=None,
+        help="allow a non-loopback bind without ARGUS_TOKEN [ARGUS_INSECURE]",
+    )
+    serve.add_argument(
+        "--provision-mode",
+        help="where session runtimes run: local | tcp | docker [ARGUS_PROVISION_MODE] "
+        "(default local)",
+    )
+    serve.add_argument(
+        "--runtime-cmd",
+        help="runtime command, run with sh -c [ARGUS_RUNTIME_CMD] "
+        "(default: the bundled argus demo-runtime)",
+    )
+    serve.add_argument(
+        "--home",
+        dest="home_host_path",
+        help="state directory; sessions live under HOME/sessions [ARGUS_HOME_HOST_PATH] "
+        "(default ~/.argus)",
+    )
+    serve.add_argument(
+        "--workspace",
+        dest="workspace_host_path",
+        help="shared workspace for runtimes [ARGUS_WORKSPACE_HOST_PATH] "
+        "(default: each session's HOME/sessions/<id>/workspace)",
+    )
+    serve.add_argument(
+        "--log-level", help="debug | info | warning | error [ARGUS_LOG_LEVEL] (default info)"
+    )
+
+    demo = sub.add_parser(
+        "demo-runtime",
+        help="run the bundled reference runtime on stdio",
+        description="A small app-server-compatible runtime speaking JSONL on stdin/stdout.",
+        add_help=False,
+    )
+    demo.add_argument("args", nargs=argparse.REMAINDER, help="options of the demo runtime")
+    return parser
+
+
+def configure_logging(level: str) -> None:
+    """Plain key=value lines on stderr."""
+    logging.basicConfig(
+        level=getattr(logging, level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("hypercorn.error").setLevel(logging.WARNING)
+
+
+def run_serve(options: argparse.Namespace) -> int:
+    """``argus serve``: validate, then run the daemon until a signal."""
+    import trio
+
+    from . import daemon
+
+    cli = {
+        key: getattr(options, key)
+        for key in (
+            "host",
+            "port",
+            "insecure",
+            "provision_mode",
+            "runtime_cmd",
+            "home_host_path",
+            "workspace_host_path",
+            "log_level",
+        )
+    }
+    try:
+        settings: Settings = load_settings(cli)
+        daemon.make_provisioner(settings)
+    except (ConfigError, daemon.UnsupportedMode) as exc:
+        print(f"argus: invalid configuration: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    configure_logging(settings.log_level)
+    if settings.runtime_cmd is None and settings.provision_mode == "local":
+        print(
+            "argus: ARGUS_RUNTIME_CMD is not set; sessions run the bundled demo runtime "
+            "(argus demo-runtime)",
+            file=sys.stderr,
+        )
+    try:
+        trio.run(daemon.serve, settings)
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console-script entry point."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["demo-runtime"]:
+        from .demo_runtime import main as demo_main
+
+        return demo_main(args[1:])
+    options = build_parser().parse_args(args)
+    if options.command == "serve":
+        return run_serve(options)
+    return EXIT_CONFIG  # pragma: no cover - argparse enforces the choices
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

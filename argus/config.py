@@ -1,0 +1,182 @@
+"""One validated configuration model for the daemon, read from ``ARGUS_*`` and CLI flags.
+
+Why one model: every value is checked once, at start-up, before anything listens or spawns.
+A bad value is refused with a message that names the variable (``ARGUS_PORT``) or flag
+(``--port``) and says what is wrong; the CLI turns that into exit code 2 with no traceback.
+The original read many variables lazily with unguarded ``float()``/``int()`` calls, so a typo
+surfaced as a failure of every provisioning long after start-up.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+ENV_PREFIX = "ARGUS_"
+
+MiB = 1024 * 1024
+
+
+class ConfigError(Exception):
+    """A configuration value was refused; ``str()`` is the user-facing message."""
+
+
+class Settings(BaseModel):
+    """Everything the daemon can be told, with safe defaults for a personal machine."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    host: str = Field("127.0.0.1", description="Bind address (ARGUS_HOST, --host).")
+    port: int = Field(8080, ge=0, le=65535, description="Bind port; 0 picks a free one.")
+    insecure: bool = Field(
+        False, description="Allow a non-loopback bind without ARGUS_TOKEN (ARGUS_INSECURE)."
+    )
+    token: SecretStr | None = Field(
+        None, description="Admin token for /ws and the HTTP API. Empty means auth is off."
+    )
+    allowed_origins: tuple[str, ...] = Field(
+        (), description="Extra WebSocket Origins allowed besides loopback (comma-separated)."
+    )
+    provision_mode: Literal["local", "tcp", "docker"] = "local"
+    runtime_cmd: str | None = Field(
+        None, description="Runtime command run through `sh -c`; unset = argus demo-runtime."
+    )
+    home_host_path: Path = Field(default_factory=lambda: Path.home() / ".argus")
+    workspace_host_path: Path | None = None
+    jsonl_line_limit_bytes: int = Field(128 * MiB, ge=1024)
+    connect_timeout_s: float = Field(30.0, gt=0, le=3600)
+    tcp_host: str = "127.0.0.1"
+    tcp_port: int = Field(7777, ge=1, le=65535)
+    replay_buffer_bytes: int = Field(16 * MiB, ge=64 * 1024)
+    client_queue_bytes: int = Field(
+        8 * MiB, ge=16 * 1024, description="How far a client may fall behind before 1013."
+    )
+    coalesce_deltas: bool = True
+    ws_max_message_bytes: int = Field(16 * MiB, ge=1024)
+    max_inflight_requests: int = Field(4096, ge=1)
+    max_sessions: int = Field(1000, ge=1)
+    stderr_tail_bytes: int = Field(16 * 1024, ge=256)
+    shutdown_timeout_s: float = Field(10.0, gt=0, le=600)
+    stop_timeout_s: float = Field(5.0, gt=0, le=600)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("home_host_path", "workspace_host_path")
+    @classmethod
+    def _absolute(cls, value: Path | None) -> Path | None:
+        if value is None:
+            return None
+        value = value.expanduser()
+        if not value.is_absolute():
+            raise ValueError("must be an absolute path")
+        return value
+
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(o.strip().rstrip("/") for o in value.split(",") if o.strip())
+        return value
+
+    @field_validator("token", mode="before")
+    @classmethod
+    def _empty_token_is_none(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("runtime_cmd", mode="before")
+    @classmethod
+    def _empty_cmd_is_none(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @property
+    def admin_token(self) -> str | None:
+        """The admin token in clear, for the auth module only (never log it)."""
+        return self.token.get_secret_value() if self.token is not None else None
+
+    @property
+    def binds_loopback_only(self) -> bool:
+        """True when ``host`` can only be reached from this machine."""
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+
+# Field name -> how the user spells it, for error messages.
+def env_name(field: str) -> str:
+    """The environment variable that sets ``field``."""
+    return ENV_PREFIX + field.upper()
+
+
+_BOOL_TRUE = {"1", "true", "yes", "on"}
+_BOOL_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _env_values(environ: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name, field in Settings.model_fields.items():
+        raw = environ.get(env_name(name))
+        if raw is None:
+            continue
+        if field.annotation is bool:
+            lowered = raw.strip().lower()
+            if lowered in _BOOL_TRUE:
+                values[name] = True
+            elif lowered in _BOOL_FALSE:
+                values[name] = False
+            else:
+                raise ConfigError(f"{env_name(name)}: expected 1/0/true/false, got {raw!r}")
+            continue
+        values[name] = raw
+    return values
+
+
+def load_settings(
+    cli: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Build ``Settings`` from the environment, overridden by CLI flags that were given.
+
+    Raises ``ConfigError`` naming the offending variable or flag. Also enforces the
+    cross-field rules: no non-loopback bind without a token unless ``insecure``, and the
+    per-client lag bound cannot exceed the replay buffer (a client cut off for lagging must
+    be able to resume from the buffer).
+    """
+    environ = os.environ if environ is None else environ
+    values = _env_values(environ)
+    sources = {k: env_name(k) for k in values}
+    for key, value in (cli or {}).items():
+        if value is not None:
+            values[key] = value
+            sources[key] = "--" + key.replace("_", "-")
+    try:
+        settings = Settings(**values)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            field = str(err["loc"][0]) if err["loc"] else "?"
+            where = sources.get(field, env_name(field))
+            given = values.get(field)
+            shown = "" if field == "token" else f" (got {given!r})"
+            problems.append(f"{where}: {err['msg']}{shown}")
+        raise ConfigError("; ".join(problems)) from None
+    if not settings.binds_loopback_only and settings.token is None and not settings.insecure:
+        raise ConfigError(
+            f"{sources.get('host', 'ARGUS_HOST')}: refusing to listen on {settings.host} "
+            "without ARGUS_TOKEN; set a token or pass --insecure"
+        )
+    if settings.client_queue_bytes > settings.replay_buffer_bytes:
+        raise ConfigError(
+            "ARGUS_CLIENT_QUEUE_BYTES: must not exceed ARGUS_REPLAY_BUFFER_BYTES "
+            f"({settings.client_queue_bytes} > {settings.replay_buffer_bytes})"
+        )
+    return settings

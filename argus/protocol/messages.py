@@ -1,0 +1,162 @@
+"""Classifying JSON-RPC-shaped messages and building the gateway's own replies.
+
+The runtime protocol is JSON-RPC 2.0 without the ``"jsonrpc"`` member. A message is a
+request (``id`` and ``method``), a response (``id``, no ``method``) or a notification
+(``method``, no ``id``). Anything else on the runtime's stdout is noise. These helpers are
+pure functions so the hot path (one call per runtime line) stays cheap and testable.
+"""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from typing import Any
+
+import orjson
+
+# JSON-RPC error codes used by the gateway itself. The standard ones keep their meaning;
+# the -3200x range is ours and documented in docs/client-guide.md.
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+METHOD_NOT_FOUND = -32601
+INVALID_PARAMS = -32602
+INTERNAL_ERROR = -32603
+GATEWAY_ERROR = -32000
+RUNTIME_EXITED = -32001
+TOO_MANY_REQUESTS = -32002
+
+# Streaming deltas that may be coalesced for a lagging client: deltas of one item are
+# concatenated by every client anyway, so joining them changes no rendered text.
+DELTA_METHODS = frozenset(
+    {
+        "item/agentMessage/delta",
+        "item/commandExecution/outputDelta",
+        "item/reasoning/summaryTextDelta",
+        "item/reasoning/textDelta",
+        "item/plan/delta",
+        "item/fileChange/outputDelta",
+    }
+)
+
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_loads = json.loads
+
+
+class Kind(Enum):
+    """What a parsed line is, which decides where it goes."""
+
+    REQUEST = "request"
+    RESPONSE = "response"
+    NOTIFICATION = "notification"
+    OTHER = "other"
+
+
+def dumps(obj: Any) -> str:
+    """Compact, single-line JSON: safe to write as one JSONL line.
+
+    orjson is several times faster than the stdlib on this hot path; it refuses integers
+    beyond 64 bits, which a client may legitimately use as an id, so those fall back.
+    """
+    try:
+        return orjson.dumps(obj).decode()
+    except TypeError:
+        return _dumps(obj)
+
+
+def classify(obj: Any) -> Kind:
+    """Classify an already-parsed JSON value."""
+    if type(obj) is not dict:
+        return Kind.OTHER
+    has_id = "id" in obj
+    method = obj.get("method")
+    if has_id and isinstance(method, str):
+        return Kind.REQUEST
+    if has_id and "method" not in obj:
+        return Kind.RESPONSE
+    if isinstance(method, str):
+        return Kind.NOTIFICATION
+    return Kind.OTHER
+
+
+def parse(text: str | bytes) -> Any:
+    """Parse JSON, returning the ``INVALID`` marker instead of raising.
+
+    orjson first (fast); the stdlib decides when orjson refuses, so what counts as valid
+    JSON (big integers, NaN) matches Python's ``json`` module.
+    """
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return _loads(text)
+    except (ValueError, RecursionError):
+        return INVALID
+
+
+class _Invalid:
+    """Marker for text that is not JSON (distinct from a JSON ``null``)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "INVALID"
+
+
+INVALID = _Invalid()
+
+
+def id_key(value: Any) -> str:
+    """A hashable, type-preserving key for a JSON-RPC id (``1`` and ``"1"`` differ)."""
+    return _dumps(value)
+
+
+def error_response(req_id: Any, code: int, message: str, data: Any = None) -> str:
+    """A JSON-RPC error response, serialised (no ``jsonrpc`` member, like the runtime)."""
+    error: dict[str, Any] = {"code": code, "message": message}
+    if data is not None:
+        error["data"] = data
+    return _dumps({"id": req_id, "error": error})
+
+
+def result_response(req_id: Any, result: Any) -> str:
+    """A JSON-RPC success response, serialised."""
+    return _dumps({"id": req_id, "result": result})
+
+
+def notification(method: str, params: Any) -> str:
+    """A notification, serialised."""
+    return _dumps({"method": method, "params": params})
+
+
+def splice_seq(text: str, seq: int, seq_from: int | None = None) -> str:
+    """Add ``argusSeq`` (and ``argusSeqFrom``) as the first members of a JSON object text.
+
+    Splicing avoids re-serialising every broadcast message per client: the object text
+    starts with ``{``, and members are inserted right after it.
+    """
+    if seq_from is None:
+        head = f'{{"argusSeq":{seq}'
+    else:
+        head = f'{{"argusSeq":{seq},"argusSeqFrom":{seq_from}'
+    rest = text[1:].lstrip()
+    if rest.startswith("}"):
+        return head + rest
+    return head + "," + rest
+
+
+def delta_key(method: str, params: Any) -> tuple[Any, ...] | None:
+    """The identity of a delta stream (method + item + part), or None if not a delta."""
+    if method not in DELTA_METHODS or type(params) is not dict:
+        return None
+    delta = params.get("delta")
+    if not isinstance(delta, str):
+        return None
+    return (
+        method,
+        params.get("threadId"),
+        params.get("turnId"),
+        params.get("itemId"),
+        params.get("summaryIndex"),
+        params.get("contentIndex"),
+    )

@@ -1,0 +1,125 @@
+"""The provisioner interface: how a session gets a runtime byte stream.
+
+Why an interface: sessions must not care whether their runtime is a local child process, an
+existing TCP endpoint, or (in a later issue) a Docker container behind a bridge. Each of
+those is one module implementing ``Provisioner.open_runtime``, an async context manager
+that yields a running ``Runtime`` and, on exit, stops it. The session's nursery owns that
+context, so cancelling the session stops the runtime with it.
+"""
+
+from __future__ import annotations
+
+import abc
+import collections
+import logging
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+
+log = logging.getLogger(__name__)
+
+
+class ProvisionError(Exception):
+    """The runtime could not be started or reached; ``str()`` is safe to show a client."""
+
+
+@dataclass(frozen=True)
+class ExitStatus:
+    """How a runtime ended: exit code or signal, and the last of its stderr."""
+
+    code: int | None
+    signal: int | None
+    stderr_tail: str
+
+
+class Runtime(abc.ABC):
+    """One running runtime: a JSONL byte stream plus a way to learn how it ended."""
+
+    #: Shown in ``GET /sessions`` (``pid`` for local, ``containerId``/``name`` for docker).
+    info: dict[str, Any]
+
+    @abc.abstractmethod
+    async def receive_some(self, max_bytes: int) -> bytes:
+        """Bytes from the runtime's stdout; ``b""`` once it has closed."""
+
+    @abc.abstractmethod
+    async def send_all(self, data: bytes) -> None:
+        """Write to the runtime's stdin. Raises ``trio.BrokenResourceError`` if it is gone."""
+
+    @abc.abstractmethod
+    async def wait_exit(self) -> ExitStatus:
+        """Wait for the runtime to end, after its output reached EOF."""
+
+
+class Provisioner(abc.ABC):
+    """Starts runtimes for sessions. One instance per daemon; ``mode`` names it."""
+
+    mode: str
+
+    @abc.abstractmethod
+    def open_runtime(self, session_id: str) -> AbstractAsyncContextManager[Runtime]:
+        """Start (or reach) the runtime of ``session_id``; stop it when the context exits."""
+
+    def describe(self) -> str:
+        """One line for the start-up log: what a new session will run."""
+        return self.mode
+
+
+class StderrTail:
+    """Keeps the last ``max_bytes`` of a runtime's stderr and logs it with a size cap.
+
+    Stderr never enters the JSON stream. It is logged line by line (each line truncated)
+    until ``log_budget`` bytes have been logged, then only the tail is kept, so a chatty
+    runtime cannot flood the daemon's log or memory.
+    """
+
+    LINE_LOG_MAX = 500
+
+    def __init__(self, session_id: str, max_bytes: int, log_budget: int = 256 * 1024) -> None:
+        self.session_id = session_id
+        self.max_bytes = max_bytes
+        self._chunks: collections.deque[bytes] = collections.deque()
+        self._size = 0
+        self._log_budget = log_budget
+        self._partial = b""
+        self.eof = trio.Event()
+
+    def feed(self, data: bytes) -> None:
+        """Record a chunk of stderr."""
+        self._chunks.append(data)
+        self._size += len(data)
+        while self._size - len(self._chunks[0]) >= self.max_bytes:
+            self._size -= len(self._chunks.popleft())
+        if self._log_budget <= 0:
+            return
+        lines = (self._partial + data).split(b"\n")
+        self._partial = lines.pop()[-self.LINE_LOG_MAX :]
+        for raw in lines:
+            if self._log_budget <= 0:
+                log.info("runtime stderr: further lines not logged session=%s", self.session_id)
+                break
+            text = raw[: self.LINE_LOG_MAX].decode("utf-8", "replace").rstrip()
+            self._log_budget -= len(text) + 1
+            log.info("runtime stderr session=%s: %s", self.session_id, text)
+
+    def text(self) -> str:
+        """The retained tail, decoded."""
+        data = b"".join(self._chunks)[-self.max_bytes :]
+        return data.decode("utf-8", "replace")
+
+
+async def drain_into(stream: trio.abc.ReceiveStream, tail: StderrTail) -> None:
+    """Read a stream to EOF into ``tail`` (a full stderr pipe would block the runtime)."""
+    try:
+        while True:
+            try:
+                data = await stream.receive_some(65536)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                return
+            if not data:
+                return
+            tail.feed(data)
+    finally:
+        tail.eof.set()

@@ -1,0 +1,163 @@
+"""The embedded default: one local child process per session.
+
+The runtime command runs through ``sh -c`` in the session's workspace, with ``HOME`` set to
+the session's home so runtimes that keep state under ``$HOME`` (codex, the demo runtime)
+keep it per session. It gets its own process group so that stopping it reaches whatever
+the shell started. Stopping is polite first: close stdin (codex exits on EOF within tens of
+milliseconds), then SIGTERM, then SIGKILL, each step bounded.
+
+The child's environment never carries the admin token: every ``ARGUS_*`` variable of the
+daemon is removed before the session's own (``ARGUS_SESSION_ID``) are added.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import trio
+
+from ..config import Settings
+from .base import ExitStatus, Provisioner, ProvisionError, Runtime, StderrTail, drain_into
+
+log = logging.getLogger(__name__)
+
+
+def demo_runtime_command() -> str:
+    """The command line of the bundled demo runtime, used when ARGUS_RUNTIME_CMD is unset."""
+    return f"{shlex.quote(sys.executable)} -m argus.demo_runtime"
+
+
+def runtime_environment(session_id: str, home: Path) -> dict[str, str]:
+    """The child's environment: the daemon's, minus every ARGUS_* secret, plus its own."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ARGUS_")}
+    env["HOME"] = str(home)
+    env["ARGUS_SESSION_ID"] = session_id
+    return env
+
+
+class LocalRuntime(Runtime):
+    """A child process reached through its stdin/stdout pipes."""
+
+    def __init__(self, process: trio.Process, tail: StderrTail) -> None:
+        self.process = process
+        self.tail = tail
+        self.info = {"pid": process.pid}
+        assert process.stdin is not None and process.stdout is not None
+        self._stdin = process.stdin
+        self._stdout = process.stdout
+
+    async def receive_some(self, max_bytes: int) -> bytes:
+        """Read stdout; a broken pipe counts as EOF."""
+        try:
+            return await self._stdout.receive_some(max_bytes)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            return b""
+
+    async def send_all(self, data: bytes) -> None:
+        """Write stdin; raises ``trio.BrokenResourceError`` when the child is gone."""
+        try:
+            await self._stdin.send_all(data)
+        except trio.ClosedResourceError as exc:
+            raise trio.BrokenResourceError("runtime stdin is closed") from exc
+
+    async def wait_exit(self) -> ExitStatus:
+        """Wait for the process and report code/signal with the stderr tail."""
+        rc = await self.process.wait()
+        with trio.move_on_after(1.0):
+            await self.tail.eof.wait()  # the last stderr lines explain the exit
+        code, sig = (None, -rc) if rc < 0 else (rc, None)
+        if sig is None and rc > 128 and rc - 128 < signal.NSIG:
+            # `sh -c` reports a child killed by signal N as 128+N.
+            sig = rc - 128
+        return ExitStatus(code=code, signal=sig, stderr_tail=self.tail.text())
+
+
+async def stop_process(process: trio.Process, timeout: float) -> None:
+    """Close stdin, then SIGTERM, then SIGKILL the process group, each step bounded."""
+    if process.returncode is not None:
+        return
+    if process.stdin is not None:
+        with trio.move_on_after(timeout / 5):
+            await process.stdin.aclose()
+    with trio.move_on_after(timeout):
+        await process.wait()
+        return
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(process.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            process.send_signal(sig)
+        with trio.move_on_after(timeout):
+            await process.wait()
+            return
+
+
+class LocalProvisioner(Provisioner):
+    """Runs ``ARGUS_RUNTIME_CMD`` (or the demo runtime) as a child of the daemon."""
+
+    mode = "local"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.command = settings.runtime_cmd or demo_runtime_command()
+
+    def describe(self) -> str:
+        """Say which runtime new sessions run."""
+        if self.settings.runtime_cmd is None:
+            return "local (ARGUS_RUNTIME_CMD is unset: sessions run the bundled argus demo-runtime)"
+        return f"local (runtime: sh -c {self.command!r})"
+
+    def session_home(self, session_id: str) -> Path:
+        """Per-session home directory (HOME of the runtime)."""
+        return self.settings.home_host_path / "sessions" / session_id
+
+    @asynccontextmanager
+    async def open_runtime(self, session_id: str) -> AsyncIterator[Runtime]:
+        """Spawn the runtime; on exit stop it (stdin close, SIGTERM, SIGKILL)."""
+        home = self.session_home(session_id)
+        workspace = self.settings.workspace_host_path or home / "workspace"
+
+        def prepare() -> None:
+            home.mkdir(parents=True, exist_ok=True, mode=0o700)
+            workspace.mkdir(parents=True, exist_ok=True)
+
+        try:
+            await trio.to_thread.run_sync(prepare)
+            process = await trio.lowlevel.open_process(
+                ["/bin/sh", "-c", self.command],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                cwd=str(workspace),
+                env=runtime_environment(session_id, home),
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise ProvisionError(f"cannot start runtime: {exc}") from exc
+        log.info("runtime started session=%s pid=%s", session_id, process.pid)
+        tail = StderrTail(session_id, self.settings.stderr_tail_bytes)
+        try:
+            async with trio.open_nursery() as nursery:
+                assert process.stderr is not None
+                nursery.start_soon(drain_into, process.stderr, tail)
+                try:
+                    yield LocalRuntime(process, tail)
+                finally:
+                    with trio.CancelScope(shield=True):
+                        await stop_process(process, self.settings.stop_timeout_s)
+                    nursery.cancel_scope.cancel()
+        finally:
+            log.info(
+                "runtime stopped session=%s pid=%s returncode=%s",
+                session_id,
+                process.pid,
+                process.returncode,
+            )

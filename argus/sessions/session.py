@@ -1,0 +1,602 @@
+"""A session: one runtime shared by any number of clients and by the daemon itself.
+
+The session's nursery owns its runtime stream (reader and writer tasks, inside the
+provisioner's context) and the sender task of every attached client. Stopping the session
+cancels that nursery and everything goes with it. A client leaving only removes its
+subscriber: the runtime and any running turn carry on.
+
+Routing, in short (docs/architecture.md has the full picture):
+
+* runtime notifications are sequenced into the replay log and broadcast;
+* runtime responses go to the client that asked, with its own id restored;
+* runtime requests (approvals) go to the turn's owner, else the request handler, else any
+  client; they stay pending until answered or resolved, and every client that attaches
+  while they are pending gets them too;
+* client requests get gateway-unique ids; ``initialize``/``initialized`` go through the
+  connection's handshake machine, which the daemon's own calls share.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import trio
+
+from ..config import Settings
+from ..protocol import messages as m
+from ..protocol.framing import LineSplitter, OversizedLine
+from ..protocol.handshake import Decision, HandshakeState
+from ..provision.base import ExitStatus, Provisioner, ProvisionError, Runtime
+from .connection import (
+    HandshakeWaiter,
+    Inflight,
+    InternalCall,
+    PendingServerRequest,
+    RuntimeConnection,
+    next_upstream_id,
+)
+from .replay import Entry, ReplayBuffer
+from .subscriber import SendText, Subscriber
+
+log = logging.getLogger(__name__)
+
+READ_CHUNK = 256 * 1024
+MAX_PENDING_SERVER_REQUESTS = 1024
+NOISE_LOG_LIMIT = 50  # non-JSON stdout lines logged per runtime before going quiet
+CLIENT_INFO = {"name": "argus_gateway", "title": "Argus Gateway", "version": "0.1.0"}
+
+
+class SessionGone(Exception):
+    """The session was stopped while the caller was using it."""
+
+
+class RuntimeCallError(Exception):
+    """An internal call got a JSON-RPC error (or the runtime went away)."""
+
+    def __init__(self, error: dict[str, Any]) -> None:
+        super().__init__(f"{error.get('code')}: {error.get('message')}")
+        self.error = error
+
+
+def now_ms() -> int:
+    """Wall-clock milliseconds, for the timestamps clients see."""
+    return int(time.time() * 1000)
+
+
+class Session:
+    """One session: runtime lifecycle, replay log, subscribers and message routing."""
+
+    def __init__(
+        self, session_id: str, provisioner: Provisioner, settings: Settings, *, created: bool
+    ) -> None:
+        self.id = session_id
+        self.mode = provisioner.mode
+        self.settings = settings
+        self.created = created
+        self.created_at_ms = now_ms()
+        self.last_active_ms = self.created_at_ms
+        self.replay = ReplayBuffer(settings.replay_buffer_bytes)
+        self.subscribers: dict[int, Subscriber] = {}
+        self.request_handler: int | None = None
+        self.runtime_info: dict[str, Any] = {}
+        self._provisioner = provisioner
+        self._conn: RuntimeConnection | None = None
+        self._run_lock = trio.Lock()
+        self._nursery: trio.Nursery | None = None
+        self._stop_requested = trio.Event()
+        self.finished = trio.Event()
+        self._stopping = False
+        self._unattended_from: int | None = None
+        self._noise_logged = 0
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    @property
+    def state(self) -> str:
+        """``running`` while a runtime process is connected, else ``stopped``."""
+        return "running" if self._conn is not None else "stopped"
+
+    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Own the session's nursery until ``stop()``; runs in the manager's nursery."""
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                task_status.started()
+                await self._stop_requested.wait()
+                nursery.cancel_scope.cancel()
+        finally:
+            self._conn = None
+            self.finished.set()
+
+    def stop(self, code: int = 1001, reason: str = "Session stopped") -> None:
+        """Close every client with ``code`` and stop the runtime (asynchronously)."""
+        self._stopping = True
+        for sub in list(self.subscribers.values()):
+            sub.request_close(code, reason, drain=False)
+        self._stop_requested.set()
+
+    async def ensure_running(self) -> None:
+        """Start the runtime unless it runs; concurrent callers share one start."""
+        if self._conn is not None:
+            return
+        async with self._run_lock:
+            if self._conn is not None:
+                return
+            if self._stopping or self._nursery is None:
+                raise SessionGone(self.id)
+            await self._nursery.start(self._run_runtime)
+
+    async def _run_runtime(self, *, task_status: trio.TaskStatus[None]) -> None:
+        status: ExitStatus | None = None
+        conn: RuntimeConnection | None = None
+        try:
+            async with self._provisioner.open_runtime(self.id) as runtime:
+                self.runtime_info = dict(runtime.info)
+                conn = RuntimeConnection(runtime)
+                self._conn = conn
+                self._noise_logged = 0
+                task_status.started()
+                await self._read_runtime(runtime, conn)
+                with trio.move_on_after(self.settings.stop_timeout_s):
+                    status = await runtime.wait_exit()
+        finally:
+            if conn is not None:
+                conn.closed = True
+                if self._conn is conn:
+                    self._on_runtime_exit(conn, status)
+
+    async def _read_runtime(self, runtime: Runtime, conn: RuntimeConnection) -> None:
+        splitter = LineSplitter(self.settings.jsonl_line_limit_bytes)
+        while True:
+            data = await runtime.receive_some(READ_CHUNK)
+            lines = splitter.feed(data) if data else splitter.close()
+            for line in lines:
+                self._handle_runtime_line(conn, line)
+            self._after_batch()
+            if not data:
+                return
+
+    def _on_runtime_exit(self, conn: RuntimeConnection, status: ExitStatus | None) -> None:
+        self._conn = None
+        if self._stopping:
+            return
+        status = status or ExitStatus(code=None, signal=None, stderr_tail="")
+        log.warning(
+            "runtime exited session=%s code=%s signal=%s", self.id, status.code, status.signal
+        )
+        error = {"code": m.RUNTIME_EXITED, "message": "Runtime exited before responding"}
+        after = self.replay.last_seq
+        for inflight in conn.inflight.values():
+            if inflight.call is not None:
+                inflight.call.resolve(error=error)
+                continue
+            sub = self.subscribers.get(inflight.subscriber_key)  # type: ignore[arg-type]
+            if sub is not None:
+                sub.push(m.error_response(inflight.original_id, **error), after)
+        self._fail_waiters(conn.handshake.on_error(), error)
+        conn.inflight.clear()
+        conn.pending_server.clear()
+        params = {"code": status.code, "signal": status.signal, "stderrTail": status.stderr_tail}
+        self._broadcast(m.notification("argus/runtime/exited", params))
+        self._after_batch()
+        for sub in list(self.subscribers.values()):
+            sub.request_close(1011, "Runtime exited", drain=True)
+
+    # -- runtime -> clients ------------------------------------------------------------
+
+    def _broadcast(self, text: str, key: Any = None, delta: str | None = None) -> Entry:
+        entry = self.replay.append(text, key, delta)
+        if not self.subscribers and self._unattended_from is None:
+            self._unattended_from = entry.seq
+        return entry
+
+    def _after_batch(self) -> None:
+        """Wake senders once per read chunk, and cut off clients that fell too far behind."""
+        self.last_active_ms = now_ms()
+        limit = self.settings.client_queue_bytes
+        for sub in list(self.subscribers.values()):
+            backlog = sub.backlog_bytes()
+            if backlog is None or backlog > limit:
+                log.warning(
+                    "client too slow, closing session=%s client=%s backlog=%s",
+                    self.id,
+                    sub.key,
+                    backlog,
+                )
+                sub.request_close(
+                    1013, f"Client too slow; resume with since={sub.cursor}", drain=False
+                )
+            else:
+                sub.wake()
+
+    def _handle_runtime_line(self, conn: RuntimeConnection, line: bytes | OversizedLine) -> None:
+        if isinstance(line, OversizedLine):
+            limit = self.settings.jsonl_line_limit_bytes
+            log.warning(
+                "runtime line over %s bytes dropped session=%s size=%s", limit, self.id, line.size
+            )
+            message = (
+                f"A runtime output line of {line.size} bytes exceeded the limit and was dropped"
+            )
+            params = {"code": "line_too_long", "message": message, "bytes": line.size}
+            self._broadcast(m.notification("argus/warning", params))
+            return
+        text = line.decode("utf-8", "replace")
+        obj = m.parse(text)
+        if type(obj) is not dict:
+            self._log_noise(text)
+            return
+        method = obj.get("method")
+        if "id" not in obj:
+            if type(method) is not str:
+                self._log_noise(text)
+                return
+            params = obj.get("params")
+            if method in m.DELTA_METHODS:
+                key = m.delta_key(method, params)
+                if key is not None:
+                    self._broadcast(text, key, params["delta"])  # type: ignore[index]
+                    return
+            self._broadcast(text)
+            if type(params) is dict:
+                self._track_notification(conn, method, params)
+        elif type(method) is str:
+            self._on_server_request(conn, obj, text)
+        elif "method" not in obj:
+            self._on_response(conn, obj, text)
+        else:
+            self._log_noise(text)
+
+    def _log_noise(self, text: str) -> None:
+        if not text.strip():
+            return
+        self._noise_logged += 1
+        if self._noise_logged <= NOISE_LOG_LIMIT:
+            log.info("dropping non-JSON runtime output session=%s: %.200s", self.id, text)
+        elif self._noise_logged == NOISE_LOG_LIMIT + 1:
+            log.info("further non-JSON runtime output not logged session=%s", self.id)
+
+    def _track_notification(self, conn: RuntimeConnection, method: str, params: dict) -> None:
+        if method == "turn/completed":
+            thread_id = params.get("threadId")
+            if isinstance(thread_id, str):
+                conn.turn_owners.pop(thread_id, None)
+            turn = params.get("turn")
+            turn_id = turn.get("id") if isinstance(turn, dict) else None
+            if turn_id is not None:
+                stale = [k for k, p in conn.pending_server.items() if p.turn_id == turn_id]
+                for key in stale:
+                    del conn.pending_server[key]
+        elif method == "serverRequest/resolved":
+            conn.pending_server.pop(m.id_key(params.get("requestId")), None)
+
+    def _on_response(self, conn: RuntimeConnection, obj: dict, text: str) -> None:
+        upstream_id = obj["id"]
+        inflight = conn.inflight.pop(upstream_id, None) if type(upstream_id) is int else None
+        if inflight is None:
+            log.debug("dropping response with unknown id session=%s id=%r", self.id, upstream_id)
+            return
+        if upstream_id == conn.initialize_id:
+            self._on_initialize_response(conn, inflight, obj, text)
+            return
+        if inflight.call is not None:
+            inflight.call.resolve(obj.get("result"), obj.get("error"))
+            return
+        sub = self.subscribers.get(inflight.subscriber_key)  # type: ignore[arg-type]
+        if sub is not None:
+            sub.push(restore_id(text, obj, upstream_id, inflight.original_id), self.replay.last_seq)
+
+    def _on_initialize_response(
+        self, conn: RuntimeConnection, inflight: Inflight, obj: dict, text: str
+    ) -> None:
+        conn.initialize_id = None
+        result = obj.get("result")
+        after = self.replay.last_seq
+        if isinstance(result, dict):
+            waiters = conn.handshake.on_result(result)
+            for waiter in waiters:
+                if waiter.call is not None:
+                    waiter.call.resolve(result)
+                elif (sub := self.subscribers.get(waiter.subscriber_key)) is not None:  # type: ignore[arg-type]
+                    sub.push(m.result_response(waiter.original_id, result), after)
+        else:
+            error = obj.get("error")
+            if not isinstance(error, dict):
+                error = {"code": m.INTERNAL_ERROR, "message": "initialize failed"}
+            self._fail_waiters(conn.handshake.on_error(), error)
+        if inflight.call is not None:
+            inflight.call.resolve(result, obj.get("error"))
+        elif (sub := self.subscribers.get(inflight.subscriber_key)) is not None:  # type: ignore[arg-type]
+            sub.push(restore_id(text, obj, obj["id"], inflight.original_id), after)
+
+    def _fail_waiters(self, waiters: list[HandshakeWaiter], error: dict[str, Any]) -> None:
+        after = self.replay.last_seq
+        for waiter in waiters:
+            if waiter.call is not None:
+                waiter.call.resolve(error=error)
+            elif (sub := self.subscribers.get(waiter.subscriber_key)) is not None:  # type: ignore[arg-type]
+                code = error.get("code", m.INTERNAL_ERROR)
+                sub.push(
+                    m.error_response(waiter.original_id, code, str(error.get("message"))), after
+                )
+
+    def _on_server_request(self, conn: RuntimeConnection, obj: dict, text: str) -> None:
+        key = m.id_key(obj["id"])
+        if key in conn.pending_server:
+            log.warning("duplicate server request id session=%s id=%s", self.id, key)
+            return
+        if len(conn.pending_server) >= MAX_PENDING_SERVER_REQUESTS:
+            log.warning("too many pending server requests, dropping session=%s", self.id)
+            return
+        params = obj.get("params") if isinstance(obj.get("params"), dict) else {}
+        thread_id = params.get("threadId")
+        turn_id = params.get("turnId")
+        entry = self.replay.append(text, directed=True)
+        pending = PendingServerRequest(
+            entry.seq,
+            text,
+            thread_id if isinstance(thread_id, str) else None,
+            turn_id if isinstance(turn_id, str) else None,
+        )
+        conn.pending_server[key] = pending
+        self._route_server_request(conn, pending)
+
+    def _route_server_request(self, conn: RuntimeConnection, pending: PendingServerRequest) -> None:
+        target: int | None = None
+        owner = conn.turn_owners.get(pending.thread_id) if pending.thread_id else None
+        if owner in self.subscribers:
+            target = owner
+        elif self.request_handler in self.subscribers:
+            target = self.request_handler
+        elif self.subscribers:
+            target = next(iter(self.subscribers))
+        if target is None:
+            return  # stays pending; delivered to the next client that attaches
+        self.request_handler = target
+        self._deliver_pending(self.subscribers[target], pending)
+
+    def _deliver_pending(self, sub: Subscriber, pending: PendingServerRequest) -> None:
+        pending.delivered_to.add(sub.key)
+        text = m.splice_seq(pending.text, pending.seq) if sub.with_seq else pending.text
+        sub.push(text, pending.seq - 1)
+
+    # -- clients -----------------------------------------------------------------------
+
+    def attach(
+        self,
+        send_text: SendText,
+        *,
+        since: int | None,
+        with_seq: bool,
+        coalesce: bool,
+        label: str = "",
+    ) -> tuple[Subscriber, int]:
+        """Register a client; returns it and the ``seq`` for its ``argus/session`` frame.
+
+        Without ``since`` the client starts at the head of the log, except that messages
+        broadcast while no client was attached are delivered to it first (the original's
+        outbox). With ``since`` it resumes after that number; if some of those messages
+        were evicted it first gets ``argus/replay/gap``.
+        """
+        if self._stopping:
+            raise SessionGone(self.id)
+        replay = self.replay
+        head = replay.last_seq
+        if since is not None:
+            cursor = min(max(since, 0), head)
+        elif self._unattended_from is not None and not self.subscribers:
+            cursor = self._unattended_from - 1
+        else:
+            cursor = head
+        self._unattended_from = None
+        sub = Subscriber(
+            replay,
+            send_text,
+            cursor=max(cursor, replay.first_seq - 1),
+            with_seq=with_seq or since is not None,
+            coalesce=coalesce and self.settings.coalesce_deltas,
+            label=label,
+        )
+        if cursor < replay.first_seq - 1:
+            gap = {"from": cursor + 1, "to": replay.first_seq - 1}
+            sub.push(m.notification("argus/replay/gap", gap), sub.cursor)
+        self.subscribers[sub.key] = sub
+        if self.request_handler not in self.subscribers:
+            self.request_handler = sub.key
+        if self._conn is not None:
+            for pending in self._conn.pending_server.values():
+                self._deliver_pending(sub, pending)
+        self.last_active_ms = now_ms()
+        return sub, head
+
+    async def start_sender(self, sub: Subscriber) -> None:
+        """Start the client's sender task in the session's nursery."""
+        if self._nursery is None or self._stopping:
+            raise SessionGone(self.id)
+        await self._nursery.start(sub.serve)
+
+    def detach(self, sub: Subscriber) -> None:
+        """Forget a client; the runtime, its turns and its other clients carry on."""
+        if self.subscribers.pop(sub.key, None) is None:
+            return
+        sub.request_close(sub.close_code or 1000, sub.close_reason, drain=False)
+        if self.request_handler == sub.key:
+            self.request_handler = next(iter(self.subscribers), None)
+        conn = self._conn
+        if conn is None:
+            return
+        conn.forget_subscriber(sub.key)
+        for pending in conn.pending_server.values():
+            pending.delivered_to.discard(sub.key)
+            if not any(k in self.subscribers for k in pending.delivered_to):
+                self._route_server_request(conn, pending)
+
+    async def handle_client_text(self, sub: Subscriber, text: str) -> None:
+        """Route one text frame from a client (one JSON message)."""
+        self.last_active_ms = now_ms()
+        obj = m.parse(text)
+        if obj is m.INVALID:
+            self._reply(sub, m.error_response(None, m.PARSE_ERROR, "Parse error: invalid JSON"))
+            return
+        if type(obj) is not dict:
+            message = "Invalid request: expected one JSON object per frame"
+            self._reply(sub, m.error_response(None, m.INVALID_REQUEST, message))
+            return
+        method = obj.get("method")
+        has_id = "id" in obj
+        if "method" in obj and type(method) is not str:
+            message = "Invalid request: 'method' must be a string"
+            self._reply(sub, m.error_response(obj.get("id"), m.INVALID_REQUEST, message))
+            return
+        if method is not None and method.startswith("argus/"):
+            await self._handle_gateway_method(sub, obj)
+            return
+        conn = self._conn
+        if conn is None:
+            if has_id and method is not None:
+                message = "Runtime is not running"
+                self._reply(sub, m.error_response(obj["id"], m.RUNTIME_EXITED, message))
+            return
+        if method is None:
+            if not has_id:
+                message = "Invalid request: a message needs 'method' or 'id'"
+                self._reply(sub, m.error_response(None, m.INVALID_REQUEST, message))
+                return
+            # A client's answer to a server request: the first answer wins.
+            if conn.pending_server.pop(m.id_key(obj["id"]), None) is None:
+                log.debug("dropping answer to unknown/answered request session=%s", self.id)
+                return
+            await self._send_line(conn, compact(text, obj))
+            return
+        if not has_id:
+            if method == "initialized" and not conn.handshake.on_initialized():
+                return
+            await self._send_line(conn, compact(text, obj))
+            return
+        if method == "initialize" and obj["id"] is not None:
+            await self._client_initialize(sub, conn, obj)
+            return
+        if len(conn.inflight) >= self.settings.max_inflight_requests:
+            message = "Too many requests in flight for this session"
+            self._reply(sub, m.error_response(obj["id"], m.TOO_MANY_REQUESTS, message))
+            return
+        upstream_id = next_upstream_id()
+        conn.inflight[upstream_id] = Inflight(sub.key, obj["id"], method)
+        if method == "turn/start":
+            params = obj.get("params")
+            thread_id = params.get("threadId") if isinstance(params, dict) else None
+            if isinstance(thread_id, str) and thread_id.strip():
+                conn.turn_owners[thread_id] = sub.key
+                self.request_handler = sub.key
+        obj["id"] = upstream_id
+        await self._send_line(conn, m.dumps(obj))
+
+    async def _client_initialize(self, sub: Subscriber, conn: RuntimeConnection, obj: dict) -> None:
+        decision = conn.handshake.on_initialize(HandshakeWaiter(sub.key, obj["id"]))
+        if decision is Decision.REPLY_CACHED:
+            self._reply(sub, m.result_response(obj["id"], conn.handshake.result))
+        elif decision is Decision.FORWARD:
+            upstream_id = next_upstream_id()
+            conn.initialize_id = upstream_id
+            conn.inflight[upstream_id] = Inflight(sub.key, obj["id"], "initialize")
+            obj["id"] = upstream_id
+            await self._send_line(conn, m.dumps(obj))
+
+    def _reply(self, sub: Subscriber, text: str) -> None:
+        """A gateway-made reply for one client, delivered ahead of its backlog."""
+        sub.push(text, sub.cursor)
+
+    async def _send_line(self, conn: RuntimeConnection, text: str) -> None:
+        if not await conn.write(text.encode() + b"\n"):
+            log.debug("runtime gone, frame dropped session=%s", self.id)
+
+    async def _handle_gateway_method(self, sub: Subscriber, obj: dict) -> None:
+        """``argus/*`` methods are the gateway's own; none is forwarded to the runtime."""
+        if "id" in obj and obj["id"] is not None:
+            message = f"Unknown gateway method: {obj['method']}"
+            self._reply(sub, m.error_response(obj["id"], m.METHOD_NOT_FOUND, message))
+
+    # -- the daemon's own calls --------------------------------------------------------
+
+    async def call(self, method: str, params: Any, *, timeout: float = 120.0) -> Any:
+        """Make a request to the runtime as the gateway itself (automation uses this)."""
+        await self.ensure_running()
+        conn = self._conn
+        if conn is None:
+            raise RuntimeCallError({"code": m.RUNTIME_EXITED, "message": "Runtime exited"})
+        await self._ensure_initialized(conn, timeout)
+        call = InternalCall()
+        upstream_id = next_upstream_id()
+        conn.inflight[upstream_id] = Inflight(None, None, method, call)
+        try:
+            await self._send_line(
+                conn, m.dumps({"id": upstream_id, "method": method, "params": params})
+            )
+            with trio.fail_after(timeout):
+                await call.done.wait()
+        finally:
+            conn.inflight.pop(upstream_id, None)
+        if call.error is not None:
+            raise RuntimeCallError(call.error)
+        return call.result
+
+    async def _ensure_initialized(self, conn: RuntimeConnection, timeout: float) -> None:
+        handshake = conn.handshake
+        if handshake.state is not HandshakeState.READY:
+            call = InternalCall()
+            decision = handshake.on_initialize(HandshakeWaiter(None, None, call))
+            if decision is Decision.FORWARD:
+                upstream_id = next_upstream_id()
+                conn.initialize_id = upstream_id
+                conn.inflight[upstream_id] = Inflight(None, None, "initialize", call)
+                request = {
+                    "id": upstream_id,
+                    "method": "initialize",
+                    "params": {"clientInfo": CLIENT_INFO},
+                }
+                await self._send_line(conn, m.dumps(request))
+            if decision is not Decision.REPLY_CACHED:
+                with trio.fail_after(timeout):
+                    await call.done.wait()
+                if call.error is not None:
+                    raise RuntimeCallError(call.error)
+        if handshake.on_initialized():
+            await self._send_line(conn, m.dumps({"method": "initialized"}))
+
+    # -- reporting ---------------------------------------------------------------------
+
+    def describe(self) -> dict[str, Any]:
+        """The ``GET /sessions`` entry."""
+        info: dict[str, Any] = {
+            "sessionId": self.id,
+            "mode": self.mode,
+            "state": self.state,
+            "createdAtMs": self.created_at_ms,
+            "lastActiveAtMs": self.last_active_ms,
+            "clients": len(self.subscribers),
+            "seq": self.replay.last_seq,
+        }
+        info.update(self.runtime_info)
+        return info
+
+
+def compact(text: str, obj: Any) -> str:
+    """The frame as one JSONL line: re-serialised only if it spans several lines."""
+    if "\n" in text or "\r" in text:
+        return m.dumps(obj)
+    return text
+
+
+def restore_id(text: str, obj: dict, upstream_id: int, original_id: Any) -> str:
+    """The runtime's response with the client's own id put back, spliced when possible."""
+    prefix = f'{{"id":{upstream_id},'
+    if text.startswith(prefix):
+        return '{"id":' + m.dumps(original_id) + "," + text[len(prefix) :]
+    obj = dict(obj)
+    obj["id"] = original_id
+    return m.dumps(obj)
+
+
+__all__ = ["ProvisionError", "RuntimeCallError", "Session", "SessionGone"]

@@ -1,0 +1,201 @@
+"""One attached client of a session and the task that sends to it.
+
+A subscriber has a cursor into the session's replay log (the last broadcast sequence number
+it was sent) and a small private queue for messages meant for it alone (responses, server
+requests, errors). Each private message records the log position it follows, so a client
+sees messages in exactly the order the runtime produced them.
+
+The sender task is the only writer to the client's WebSocket. It never makes the runtime
+reader wait: when a client falls behind, its backlog is just a longer span of the log, and
+the session cuts it off (close 1013) once that span exceeds ARGUS_CLIENT_QUEUE_BYTES. While
+a client lags, consecutive deltas of the same item are coalesced into one notification, so
+a slow link gets fewer, larger frames and catches up; a client that keeps up is sent every
+message one to one.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+import trio
+
+from ..protocol import messages
+from .replay import Entry
+
+if TYPE_CHECKING:
+    from .replay import ReplayBuffer
+
+log = logging.getLogger(__name__)
+
+# Entries examined per send round: bounds the work and the memory of one batch.
+BATCH_ENTRIES = 1024
+
+_keys = itertools.count(1)
+
+SendText = Callable[[str], Awaitable[None]]
+
+
+class Subscriber:
+    """A client attached to a session: its cursor, private queue and close request."""
+
+    def __init__(
+        self,
+        replay: ReplayBuffer,
+        send_text: SendText,
+        *,
+        cursor: int,
+        with_seq: bool,
+        coalesce: bool,
+        label: str = "",
+    ) -> None:
+        self.key = next(_keys)
+        self.label = label
+        self.replay = replay
+        self.send_text = send_text
+        self.cursor = cursor
+        self.with_seq = with_seq
+        self.coalesce = coalesce
+        self.private: collections.deque[tuple[int, str]] = collections.deque()
+        self.private_bytes = 0
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self.drain_before_close = False
+        self.done = trio.Event()
+        self.sent_frames = 0
+        self.sent_messages = 0
+        self._wake = trio.Event()
+        self._scope: trio.CancelScope | None = None
+
+    # -- called by the session (synchronously, never blocking) --------------------------
+
+    def wake(self) -> None:
+        """New data may be available."""
+        if not self._wake.is_set():
+            self._wake.set()
+
+    def push(self, text: str, after_seq: int) -> None:
+        """Queue a message for this client alone, after broadcast ``after_seq``."""
+        self.private.append((after_seq, text))
+        self.private_bytes += len(text)
+        self.wake()
+
+    def backlog_bytes(self) -> int | None:
+        """Bytes waiting for this client, or None if its cursor fell out of the log."""
+        lag = self.replay.bytes_after(self.cursor)
+        if lag is None:
+            return None
+        return lag + self.private_bytes
+
+    def request_close(self, code: int, reason: str, *, drain: bool) -> None:
+        """Ask the sender to stop and the connection to close with ``code``.
+
+        With ``drain`` the sender first delivers everything queued (used when the runtime
+        exits, so clients see ``argus/runtime/exited``); without it the sender stops now.
+        """
+        if self.close_code is not None:
+            return
+        self.close_code = code
+        self.close_reason = reason
+        self.drain_before_close = drain
+        if not drain and self._scope is not None:
+            self._scope.cancel()
+        self.wake()
+
+    # -- the sender task --------------------------------------------------------------
+
+    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Send queued messages until closed; runs in the session's nursery."""
+        try:
+            with trio.CancelScope() as scope:
+                self._scope = scope
+                task_status.started()
+                await self._send_loop()
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            log.debug("subscriber %s: connection gone while sending", self.key)
+            if self.close_code is None:
+                self.close_code = 1006
+        finally:
+            if self.close_code is None:
+                # Cancelled from outside: the session is being stopped.
+                self.close_code = 1001
+                self.close_reason = "Session stopped"
+            self.done.set()
+
+    async def _send_loop(self) -> None:
+        while True:
+            await self._flush()
+            if self.close_code is not None:
+                return
+            await self._wake.wait()
+            self._wake = trio.Event()
+
+    async def _flush(self) -> None:
+        replay = self.replay
+        private = self.private
+        while True:
+            limit = replay.last_seq
+            if private:
+                after, text = private[0]
+                if after <= self.cursor:
+                    private.popleft()
+                    self.private_bytes -= len(text)
+                    await self._send(text)
+                    continue
+                limit = min(limit, after)
+            if self.cursor < limit:
+                await self._send_broadcast(limit)
+                continue
+            return
+
+    async def _send(self, text: str) -> None:
+        await self.send_text(text)
+        self.sent_frames += 1
+
+    async def _send_broadcast(self, limit: int) -> None:
+        """Send entries ``cursor+1..limit`` (at most a batch), coalescing runs of deltas."""
+        replay = self.replay
+        start = self.cursor + 1
+        if replay.get(start) is None:
+            # Evicted under us: the session cuts such clients off; be safe regardless.
+            self.request_close(
+                1013, f"Client too slow; resume with since={self.cursor}", drain=False
+            )
+            return
+        end = min(limit, start + BATCH_ENTRIES - 1)
+        batch = [replay.get(seq) for seq in range(start, end + 1)]
+        i = 0
+        n = len(batch)
+        while i < n:
+            entry = batch[i]
+            assert entry is not None
+            if entry.directed:
+                self.cursor = entry.seq
+                i += 1
+                continue
+            j = i + 1
+            if self.coalesce and entry.key is not None:
+                key = entry.key
+                while j < n and batch[j].key == key:  # type: ignore[union-attr]
+                    j += 1
+            if j - i > 1:
+                text = self._merge(batch[i:j])  # type: ignore[arg-type]
+            elif self.with_seq:
+                text = messages.splice_seq(entry.text, entry.seq)
+            else:
+                text = entry.text
+            await self._send(text)
+            self.sent_messages += j - i
+            self.cursor = batch[j - 1].seq  # type: ignore[union-attr]
+            i = j
+
+    def _merge(self, run: list[Entry]) -> str:
+        obj = messages.parse(run[0].text)
+        obj["params"]["delta"] = "".join([e.delta for e in run])  # type: ignore[misc]
+        text = messages.dumps(obj)
+        if self.with_seq:
+            return messages.splice_seq(text, run[-1].seq, run[0].seq)
+        return text

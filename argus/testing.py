@@ -1,0 +1,124 @@
+"""Run the real daemon as a subprocess: shared by the test suite and the benchmarks.
+
+``run_daemon`` starts ``python -m argus serve --port 0`` exactly as a user would, parses the
+``listening on`` log line to learn the port, keeps the daemon's log, and stops it with
+SIGTERM (then SIGKILL) afterwards. ``cpu`` pins the daemon to one core, as the benchmarks do.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import trio
+
+LISTEN_RE = re.compile(r"listening on (http://\S+)")
+
+
+@dataclass
+class Daemon:
+    """A running ``argus serve`` process."""
+
+    process: trio.Process
+    base_url: str
+    home: Path
+    log_lines: list[str] = field(default_factory=list)
+
+    @property
+    def ws_url(self) -> str:
+        """``ws://127.0.0.1:PORT``."""
+        return "ws" + self.base_url[len("http") :]
+
+    @property
+    def log_text(self) -> str:
+        """Everything the daemon logged so far."""
+        return "\n".join(self.log_lines)
+
+    def http(self, token: str | None = None) -> httpx.AsyncClient:
+        """An httpx client for the HTTP API."""
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=10)
+
+    async def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
+        """Signal the daemon and wait for it to exit; returns the exit code."""
+        if self.process.returncode is None:
+            self.process.send_signal(sig)
+        with trio.fail_after(timeout):
+            return await self.process.wait()
+
+
+def daemon_env(home: Path, **overrides: str) -> dict[str, str]:
+    """The environment of a test daemon: no inherited ARGUS_*, a private home."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ARGUS_")}
+    env["ARGUS_HOME_HOST_PATH"] = str(home)
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(overrides)
+    return env
+
+
+async def _pump_log(stream: trio.abc.ReceiveStream, daemon_lines: list[str]) -> None:
+    buf = b""
+    while True:
+        try:
+            data = await stream.receive_some(65536)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            return
+        if not data:
+            return
+        buf += data
+        *lines, buf = buf.split(b"\n")
+        daemon_lines.extend(line.decode("utf-8", "replace") for line in lines)
+
+
+@asynccontextmanager
+async def run_daemon(
+    home: Path, *args: str, env: dict[str, str] | None = None, cpu: int | None = None
+) -> AsyncIterator[Daemon]:
+    """Start ``argus serve --port 0`` and stop it (SIGTERM, then SIGKILL) afterwards."""
+    await trio.to_thread.run_sync(lambda: home.mkdir(parents=True, exist_ok=True))
+    process = await trio.lowlevel.open_process(
+        [sys.executable, "-m", "argus", "serve", "--port", "0", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=daemon_env(home, **(env or {})),
+        preexec_fn=(lambda: os.sched_setaffinity(0, {cpu})) if cpu is not None else None,
+    )
+    lines: list[str] = []
+    try:
+        async with trio.open_nursery() as nursery:
+            assert process.stderr is not None
+            nursery.start_soon(_pump_log, process.stderr, lines)
+            with trio.fail_after(30):
+                while True:
+                    found = [LISTEN_RE.search(line) for line in lines]
+                    match = next((f for f in found if f), None)
+                    if match:
+                        break
+                    if process.returncode is not None:
+                        raise RuntimeError("daemon exited:\n" + "\n".join(lines))
+                    await trio.sleep(0.02)
+            daemon = Daemon(process, match.group(1), home, lines)
+            try:
+                yield daemon
+            finally:
+                with trio.CancelScope(shield=True):
+                    if process.returncode is None:
+                        process.send_signal(signal.SIGTERM)
+                        with trio.move_on_after(15):
+                            await process.wait()
+                    if process.returncode is None:
+                        process.kill()
+                        await process.wait()
+                nursery.cancel_scope.cancel()
+    finally:
+        if process.returncode is None:
+            process.kill()

@@ -1,0 +1,85 @@
+"""Token extraction, constant-time comparison and the WebSocket Origin check.
+
+Tokens come from ``Authorization: Bearer <token>`` or, for browsers that cannot set headers
+on a WebSocket, ``?token=``. When the header is present the query string is not consulted
+(the original's rule). Comparison is constant-time, and nothing here ever logs a token.
+
+The Origin check closes cross-site WebSocket hijacking: CORS does not apply to WebSockets,
+so without it any page a user visits could open ``ws://127.0.0.1:8080/ws`` and drive their
+agent, which matters most exactly when auth is off (the loopback default).
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+from collections.abc import Iterable, Mapping
+from urllib.parse import urlsplit
+
+Headers = Iterable[tuple[bytes, bytes]]
+
+
+def header(headers: Headers, name: bytes) -> str | None:
+    """The first value of header ``name`` (lower-case bytes), decoded as latin-1."""
+    for key, value in headers:
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return None
+
+
+def token_from_authorization(value: str) -> str | None:
+    """``Bearer <token>`` gives the token; a bare value is taken as the token (original)."""
+    value = value.strip()
+    scheme, _, rest = value.partition(" ")
+    if rest and scheme.lower() == "bearer":
+        return rest.strip() or None
+    return value or None
+
+
+def extract_token(authorization: str | None, query: Mapping[str, list[str]]) -> str | None:
+    """The token a request presents, header first."""
+    if authorization is not None:
+        return token_from_authorization(authorization)
+    values = query.get("token")
+    return values[0] if values else None
+
+
+def token_matches(expected: str | None, provided: str | None) -> bool:
+    """True if auth is off or the token matches, compared in constant time."""
+    if expected is None:
+        return True
+    if provided is None:
+        return False
+    return hmac.compare_digest(provided.encode("utf-8"), expected.encode("utf-8"))
+
+
+def _is_loopback_host(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def origin_allowed(origin: str | None, allowed: Iterable[str]) -> bool:
+    """Whether a WebSocket upgrade with this ``Origin`` may proceed.
+
+    No Origin header means a non-browser client (scripts, bots, the node host), which
+    browsers cannot fake; loopback origins are the local console; anything else must be
+    listed in ARGUS_ALLOWED_ORIGINS (``*`` allows all, for deployments behind their own
+    auth).
+    """
+    if origin is None:
+        return True
+    origin = origin.strip().rstrip("/")
+    allowed = tuple(allowed)
+    if "*" in allowed or origin in allowed:
+        return True
+    if origin == "null":
+        return False
+    try:
+        parts = urlsplit(origin)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and _is_loopback_host(parts.hostname or "")

@@ -1,0 +1,81 @@
+"""The HTTP API on Quart-Trio: health, sessions, and (later) automation and nodes.
+
+Errors are JSON with a human ``detail`` (the original's member, kept for its clients) and a
+stable machine ``code``. Admin routes take the token from ``Authorization: Bearer`` or
+``?token=`` and compare it in constant time.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from quart import Response, jsonify, request
+from quart_trio import QuartTrio
+from werkzeug.exceptions import HTTPException
+
+from ..config import Settings
+from ..sessions.manager import SessionManager
+from . import auth
+
+
+def error(status: int, code: str, detail: str) -> tuple[Response, int]:
+    """A JSON error body with a stable ``code``."""
+    return jsonify({"detail": detail, "code": code}), status
+
+
+def build_http_app(settings: Settings, manager: SessionManager) -> QuartTrio:
+    """The Quart app serving every HTTP route."""
+    app = QuartTrio("argus")
+    app.config["PROVIDE_AUTOMATIC_OPTIONS"] = True
+
+    def admin(
+        view: Callable[..., Awaitable[Any]],
+    ) -> Callable[..., Awaitable[Any]]:
+        @functools.wraps(view)
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            token = auth.extract_token(
+                request.headers.get("authorization"),
+                {k: request.args.getlist(k) for k in ("token",) if k in request.args},
+            )
+            if not auth.token_matches(settings.admin_token, token):
+                return error(401, "unauthorized", "Unauthorized")
+            return await view(*args, **kwargs)
+
+        return wrapper
+
+    @app.errorhandler(HTTPException)
+    async def http_error(exc: HTTPException) -> Any:
+        code = (exc.name or "error").lower().replace(" ", "_")
+        return error(exc.code or 500, code, exc.name or "Error")
+
+    @app.get("/healthz")
+    async def healthz() -> Any:
+        return {"ok": True}
+
+    @app.get("/")
+    async def index() -> Any:
+        return Response(
+            "Argus gateway is running. Connect a WebSocket client to /ws "
+            "(see docs/client-guide.md).\n",
+            content_type="text/plain",
+        )
+
+    @app.get("/robots.txt")
+    async def robots() -> Any:
+        return Response("User-agent: *\nDisallow: /\n", content_type="text/plain")
+
+    @app.get("/sessions")
+    @admin
+    async def list_sessions() -> Any:
+        return {"sessions": manager.describe()}
+
+    @app.delete("/sessions/<session_id>")
+    @admin
+    async def delete_session(session_id: str) -> Any:
+        if not await manager.delete(session_id):
+            return error(404, "session_not_found", "Session not found")
+        return {"ok": True, "sessionId": session_id}
+
+    return app
