@@ -17,6 +17,7 @@ from __future__ import annotations
 import gc
 import logging
 import signal
+import sys
 from functools import partial
 
 import trio
@@ -108,7 +109,8 @@ async def serve(
             )
         )
         for bind in binds:
-            log.info("listening on %s", bind)
+            # Printed whatever the log level: users and scripts read the bound port here.
+            print(f"argus: listening on {bind}", file=sys.stderr, flush=True)
         log.info("provision mode: %s", provisioner.describe())
         task_status.started(binds)
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:

@@ -120,7 +120,13 @@ async def direct_stream(home: Path, n: int) -> float:
         thread = (await rt.request("thread/start", {}))["result"]["thread"]["id"]
         count = 0
         start = time.perf_counter()
-        await rt.send({"id": "t", "method": "turn/start", "params": {"threadId": thread, "input": input_text(f"/stream {n}")}})
+        await rt.send(
+            {
+                "id": "t",
+                "method": "turn/start",
+                "params": {"threadId": thread, "input": input_text(f"/stream {n}")},
+            }
+        )
         async for line in rt.lines():
             if b'"item/agentMessage/delta"' in line:
                 count += 1
@@ -203,7 +209,13 @@ async def read_turn(client: WsClient, n: int) -> tuple[int, int]:
 async def argus_turn(client: WsClient, thread: str, n: int) -> tuple[float, int]:
     """Seconds from turn/start to turn/completed with the whole text; and frames received."""
     start = time.perf_counter()
-    await client.send({"id": "t", "method": "turn/start", "params": {"threadId": thread, "input": input_text(f"/stream {n}")}})
+    await client.send(
+        {
+            "id": "t",
+            "method": "turn/start",
+            "params": {"threadId": thread, "input": input_text(f"/stream {n}")},
+        }
+    )
     frames, _ = await read_turn(client, n)
     return time.perf_counter() - start, frames
 
@@ -214,7 +226,14 @@ async def argus_turn(client: WsClient, thread: str, n: int) -> tuple[float, int]
 async def bench_stream(daemon: Daemon, home: Path, runs: int, n: int) -> list[Row]:
     """Notifications/s: direct pipe, Argus one-to-one (coalesce=0), Argus coalescing."""
     direct = [n / await direct_stream(home / "direct", n) for _ in range(runs)]
-    rows: list[Row] = [{"bench": "stream", "case": "direct (runtime stdout)", "value": statistics.median(direct), "unit": "notif/s"}]
+    rows: list[Row] = [
+        {
+            "bench": "stream",
+            "case": "direct (runtime stdout)",
+            "value": statistics.median(direct),
+            "unit": "notif/s",
+        }
+    ]
     for label, query in (("argus, coalesce=0 (frames)", "?coalesce=0"), ("argus, coalescing", "")):
         async with ws_client(daemon, query) as client:
             thread = await ready_client(client)
@@ -224,7 +243,15 @@ async def bench_stream(daemon: Daemon, home: Path, runs: int, n: int) -> list[Ro
                 elapsed, f = await argus_turn(client, thread, n)
                 rates.append(n / elapsed)
                 frames.append(f / elapsed)
-        rows.append({"bench": "stream", "case": label, "value": statistics.median(rates), "unit": "notif/s", "frames_per_s": statistics.median(frames)})
+        rows.append(
+            {
+                "bench": "stream",
+                "case": label,
+                "value": statistics.median(rates),
+                "unit": "notif/s",
+                "frames_per_s": statistics.median(frames),
+            }
+        )
     return rows
 
 
@@ -237,7 +264,15 @@ async def bench_turn(daemon: Daemon, runs: int, sizes: tuple[int, ...]) -> list[
         for n in sizes:
             times = [(await argus_turn(client, thread, n))[0] for _ in range(runs)]
             median = statistics.median(times)
-            rows.append({"bench": "turn", "case": f"{n} deltas", "value": median, "unit": "s", "per_delta_us": median / n * 1e6})
+            rows.append(
+                {
+                    "bench": "turn",
+                    "case": f"{n} deltas",
+                    "value": median,
+                    "unit": "s",
+                    "per_delta_us": median / n * 1e6,
+                }
+            )
     return rows
 
 
@@ -296,10 +331,23 @@ async def bench_fanout(daemon: Daemon, runs: int, clients: int, n: int) -> list[
                 async with trio.open_nursery() as readers:
                     for c in everyone:
                         readers.start_soon(reader, c)
-                    await first.send({"id": "t", "method": "turn/start", "params": {"threadId": thread, "input": input_text(f"/stream {n}")}})
+                    await first.send(
+                        {
+                            "id": "t",
+                            "method": "turn/start",
+                            "params": {"threadId": thread, "input": input_text(f"/stream {n}")},
+                        }
+                    )
                 times.append(max(done))
             nursery.cancel_scope.cancel()
-    return [{"bench": "fan-out", "case": f"{clients} clients, {n} deltas", "value": statistics.median(times), "unit": "s"}]
+    return [
+        {
+            "bench": "fan-out",
+            "case": f"{clients} clients, {n} deltas",
+            "value": statistics.median(times),
+            "unit": "s",
+        }
+    ]
 
 
 async def bench_idle(daemon: Daemon, sessions: int, clients: int) -> list[Row]:
@@ -337,8 +385,18 @@ async def bench_idle(daemon: Daemon, sessions: int, clients: int) -> list[Row]:
     per_client = (after_clients - after_sessions) / (clients - sessions)
     per_session = (after_sessions - base) / sessions - per_client
     return [
-        {"bench": "idle", "case": f"per client ({clients} clients)", "value": per_client, "unit": "KiB"},
-        {"bench": "idle", "case": f"per local session ({sessions})", "value": per_session, "unit": "KiB"},
+        {
+            "bench": "idle",
+            "case": f"per client ({clients} clients)",
+            "value": per_client,
+            "unit": "KiB",
+        },
+        {
+            "bench": "idle",
+            "case": f"per local session ({sessions})",
+            "value": per_session,
+            "unit": "KiB",
+        },
     ]
 
 
@@ -350,7 +408,14 @@ async def bench_attach(daemon: Daemon, runs: int) -> list[Row]:
         async with ws_client(daemon) as client:
             await client.request("initialize", {"clientInfo": {"name": "bench", "version": "1"}})
             times.append(time.perf_counter() - start)
-    return [{"bench": "attach", "case": "local session create -> first response", "value": statistics.median(times) * 1e3, "unit": "ms"}]
+    return [
+        {
+            "bench": "attach",
+            "case": "local session create -> first response",
+            "value": statistics.median(times) * 1e3,
+            "unit": "ms",
+        }
+    ]
 
 
 async def run_all(quick: bool = False) -> list[Row]:
@@ -363,12 +428,16 @@ async def run_all(quick: bool = False) -> list[Row]:
         async with run_daemon(home / "gw", "--log-level", "warning", cpu=SERVER_CPU) as daemon:
             with trio.fail_after(DEADLINE * 5):
                 rows += await bench_stream(daemon, home, runs, 5000 if quick else 50_000)
-                rows += await bench_turn(daemon, runs, (1000, 20_000) if quick else (1000, 20_000, 40_000))
+                rows += await bench_turn(
+                    daemon, runs, (1000, 20_000) if quick else (1000, 20_000, 40_000)
+                )
                 rows += await bench_rtt(daemon, home, 500 if quick else 5000)
                 rows += await bench_fanout(daemon, runs, 10, 5000)
                 rows += await bench_attach(daemon, runs)
         env = {"ARGUS_MAX_SESSIONS": "2000"}
-        async with run_daemon(home / "idle", "--log-level", "warning", env=env, cpu=SERVER_CPU) as daemon:
+        async with run_daemon(
+            home / "idle", "--log-level", "warning", env=env, cpu=SERVER_CPU
+        ) as daemon:
             with trio.fail_after(DEADLINE * 3):
                 rows += await bench_idle(daemon, 10 if quick else 100, 100 if quick else 1000)
     return rows
