@@ -58,11 +58,11 @@ class Client:
         method: str,
         params: Any = None,
         *,
-        req_id: Any = None,
+        req_id: Any = ...,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> dict[str, Any]:
         """Send a request and wait for the response with its id."""
-        if req_id is None:
+        if req_id is ...:
             self._ids += 1
             req_id = f"r{self._ids}"
         await self.send({"id": req_id, "method": method, "params": params or {}})

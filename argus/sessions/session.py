@@ -224,7 +224,7 @@ class Session:
             self._broadcast(m.notification("argus/warning", params))
             return
         text = line.decode("utf-8", "replace")
-        obj = m.parse(text)
+        obj = m.parse_fast(text)
         if type(obj) is not dict:
             self._log_noise(text)
             return
@@ -286,7 +286,7 @@ class Session:
             return
         sub = self.subscribers.get(inflight.subscriber_key)  # type: ignore[arg-type]
         if sub is not None:
-            sub.push(restore_id(text, obj, upstream_id, inflight.original_id), self.replay.last_seq)
+            sub.push(restore_id(text, upstream_id, inflight.original_id), self.replay.last_seq)
 
     def _on_initialize_response(
         self, conn: RuntimeConnection, inflight: Inflight, obj: dict, text: str
@@ -309,7 +309,7 @@ class Session:
         if inflight.call is not None:
             inflight.call.resolve(result, obj.get("error"))
         elif (sub := self.subscribers.get(inflight.subscriber_key)) is not None:  # type: ignore[arg-type]
-            sub.push(restore_id(text, obj, obj["id"], inflight.original_id), after)
+            sub.push(restore_id(text, obj["id"], inflight.original_id), after)
 
     def _fail_waiters(self, waiters: list[HandshakeWaiter], error: dict[str, Any]) -> None:
         after = self.replay.last_seq
@@ -589,14 +589,14 @@ def compact(text: str, obj: Any) -> str:
     return text
 
 
-def restore_id(text: str, obj: dict, upstream_id: int, original_id: Any) -> str:
+def restore_id(text: str, upstream_id: int, original_id: Any) -> str:
     """The runtime's response with the client's own id put back, spliced when possible."""
     prefix = f'{{"id":{upstream_id},'
     if text.startswith(prefix):
         return '{"id":' + m.dumps(original_id) + "," + text[len(prefix) :]
-    obj = dict(obj)
-    obj["id"] = original_id
-    return m.dumps(obj)
+    exact = m.parse(text)  # re-serialising: keep every number exact
+    exact["id"] = original_id
+    return m.dumps(exact)
 
 
 __all__ = ["ProvisionError", "RuntimeCallError", "Session", "SessionGone"]
