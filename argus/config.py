@@ -52,9 +52,11 @@ class Settings(BaseModel):
     connect_timeout_s: float = Field(30.0, gt=0, le=3600)
     tcp_host: str = "127.0.0.1"
     tcp_port: int = Field(7777, ge=1, le=65535)
-    replay_buffer_bytes: int = Field(16 * MiB, ge=64 * 1024)
+    # At least a few read chunks (128 KiB each), or entries could be evicted before any
+    # client had a chance to take them.
+    replay_buffer_bytes: int = Field(16 * MiB, ge=1 * MiB)
     client_queue_bytes: int = Field(
-        8 * MiB, ge=16 * 1024, description="How far a client may fall behind before 1013."
+        8 * MiB, ge=64 * 1024, description="How far a client may fall behind before 1013."
     )
     coalesce_deltas: bool = True
     ws_max_message_bytes: int = Field(16 * MiB, ge=1024)

@@ -20,7 +20,7 @@ Special inputs (the text of a ``turn/start``):
     N deltas as fast as possible (pre-serialised, written in large chunks); delta ``i`` is
     ``f"{i:08d}"`` padded with ``.`` to SIZE characters (default 8).
 ``/slow N MS``
-    N deltas ``f"{i:08d}"``, MS milliseconds apart (interruptible).
+    N deltas ``f"{i:08d}"``, each after a pause of MS milliseconds (interruptible).
 ``/crash [CODE]``
     write a line to stderr and exit with CODE (default 3) at once, mid-turn.
 ``/stderr N``
@@ -391,8 +391,8 @@ class DemoRuntime:
             if buf:
                 await self.write_raw("".join(buf).encode())
         else:
-            for i, delta in enumerate(deltas):
-                if delay and i:
+            for delta in deltas:
+                if delay:
                     await trio.sleep(delay)
                 await self.notify(
                     "item/agentMessage/delta", {**base, "itemId": item_id, "delta": delta}

@@ -102,7 +102,10 @@ async def connect(
 ) -> AsyncIterator[Client]:
     """Open /ws and read the ``argus/session`` frame."""
     async with open_websocket_url(
-        ws_url(daemon, **query), extra_headers=headers or [], message_queue_size=100_000
+        ws_url(daemon, **query),
+        extra_headers=headers or [],
+        message_queue_size=100_000,
+        max_message_size=64 * 1024 * 1024,
     ) as ws:
         with trio.fail_after(DEFAULT_TIMEOUT):
             first = json.loads(await ws.get_message())

@@ -42,7 +42,7 @@ from .subscriber import SendText, Subscriber
 
 log = logging.getLogger(__name__)
 
-READ_CHUNK = 256 * 1024
+READ_CHUNK = 128 * 1024
 MAX_PENDING_SERVER_REQUESTS = 1024
 NOISE_LOG_LIMIT = 50  # non-JSON stdout lines logged per runtime before going quiet
 CLIENT_INFO = {"name": "argus_gateway", "title": "Argus Gateway", "version": "0.1.0"}
@@ -151,6 +151,9 @@ class Session:
         splitter = LineSplitter(self.settings.jsonl_line_limit_bytes)
         while True:
             data = await runtime.receive_some(READ_CHUNK)
+            # Judge lag before this chunk lands: a client is too slow when it has not
+            # taken what was there before, not because one chunk arrived at once.
+            self._cut_off_laggards()
             lines = splitter.feed(data) if data else splitter.close()
             for line in lines:
                 self._handle_runtime_line(conn, line)
@@ -193,8 +196,17 @@ class Session:
         return entry
 
     def _after_batch(self) -> None:
-        """Wake senders once per read chunk, and cut off clients that fell too far behind."""
+        """Wake every sender once per read chunk (not once per line)."""
         self.last_active_ms = now_ms()
+        for sub in self.subscribers.values():
+            sub.wake()
+
+    def _cut_off_laggards(self) -> None:
+        """Close (1013) clients whose backlog exceeds ARGUS_CLIENT_QUEUE_BYTES.
+
+        A backlog is bounded by that limit plus one read chunk; the client can resume
+        from its cursor with ``since``.
+        """
         limit = self.settings.client_queue_bytes
         for sub in list(self.subscribers.values()):
             backlog = sub.backlog_bytes()
@@ -205,11 +217,8 @@ class Session:
                     sub.key,
                     backlog,
                 )
-                sub.request_close(
-                    1013, f"Client too slow; resume with since={sub.cursor}", drain=False
-                )
-            else:
-                sub.wake()
+                reason = f"Client too slow; resume with since={sub.cursor}"
+                sub.request_close(1013, reason, drain=False)
 
     def _handle_runtime_line(self, conn: RuntimeConnection, line: bytes | OversizedLine) -> None:
         if isinstance(line, OversizedLine):
@@ -421,6 +430,11 @@ class Session:
         """Forget a client; the runtime, its turns and its other clients carry on."""
         if self.subscribers.pop(sub.key, None) is None:
             return
+        if not self.subscribers:
+            # What this last client was not sent yet goes to the next one (the outbox).
+            unsent = sub.cursor + 1
+            if self._unattended_from is None or unsent < self._unattended_from:
+                self._unattended_from = unsent
         sub.request_close(sub.close_code or 1000, sub.close_reason, drain=False)
         if self.request_handler == sub.key:
             self.request_handler = next(iter(self.subscribers), None)

@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 
 # Entries examined per send round: bounds the work and the memory of one batch.
 BATCH_ENTRIES = 1024
+# A merged delta stops growing past this many characters, so coalescing never produces a
+# frame larger than common client limits (trio-websocket's default is 1 MiB).
+MAX_MERGED_CHARS = 256 * 1024
 
 _keys = itertools.count(1)
 
@@ -137,6 +140,8 @@ class Subscriber:
         replay = self.replay
         private = self.private
         while True:
+            if self.close_code is not None and not self.drain_before_close:
+                return
             limit = replay.last_seq
             if private:
                 after, text = private[0]
@@ -179,7 +184,9 @@ class Subscriber:
             j = i + 1
             if self.coalesce and entry.key is not None:
                 key = entry.key
-                while j < n and batch[j].key == key:  # type: ignore[union-attr]
+                size = len(entry.delta or "")
+                while j < n and batch[j].key == key and size < MAX_MERGED_CHARS:  # type: ignore[union-attr]
+                    size += len(batch[j].delta or "")  # type: ignore[union-attr]
                     j += 1
             if j - i > 1:
                 text = self._merge(batch[i:j])  # type: ignore[arg-type]
