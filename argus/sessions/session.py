@@ -489,7 +489,7 @@ class Session:
                 return
             await self._send_line(conn, compact(text, obj))
             return
-        if method == "initialize" and obj["id"] is not None:
+        if method == "initialize":
             await self._client_initialize(sub, conn, obj)
             return
         if len(conn.inflight) >= self.settings.max_inflight_requests:
