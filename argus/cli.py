@@ -28,6 +28,7 @@ over the variable. Variables without a flag:
   ARGUS_CLIENT_QUEUE_BYTES      how far a client may lag before close 1013 (default 8 MiB)
   ARGUS_COALESCE_DELTAS         0 disables delta coalescing for lagging clients (default 1)
   ARGUS_WS_MAX_MESSAGE_BYTES    largest client frame (default 16 MiB)
+  ARGUS_WS_SEND_TIMEOUT_S       drop a peer whose socket accepts nothing this long (default 30)
   ARGUS_MAX_INFLIGHT_REQUESTS   requests in flight per session (default 4096)
   ARGUS_MAX_SESSIONS            sessions at once (default 1000)
   ARGUS_STDERR_TAIL_BYTES       runtime stderr kept for diagnostics (default 16 KiB)

@@ -60,6 +60,9 @@ class Settings(BaseModel):
     )
     coalesce_deltas: bool = True
     ws_max_message_bytes: int = Field(16 * MiB, ge=1024)
+    ws_send_timeout_s: float = Field(
+        30.0, gt=0, le=3600, description="A peer that reads nothing this long is dropped."
+    )
     max_inflight_requests: int = Field(4096, ge=1)
     max_sessions: int = Field(1000, ge=1)
     stderr_tail_bytes: int = Field(16 * 1024, ge=256)

@@ -29,6 +29,7 @@ from .provision.base import Provisioner
 from .provision.local import LocalProvisioner
 from .provision.tcp import TcpProvisioner
 from .sessions.manager import SessionManager
+from .web import stallguard
 from .web.asgi import ArgusAsgi
 from .web.http import build_http_app
 from .web.ws import WsEndpoint
@@ -62,21 +63,13 @@ def hypercorn_config(settings: Settings) -> HypercornConfig:
     config.errorlog = logging.getLogger("hypercorn.error")
     config.websocket_max_message_size = settings.ws_max_message_bytes
     config.graceful_timeout = settings.shutdown_timeout_s
+    config.argus_send_stall_timeout_s = settings.ws_send_timeout_s  # read by stallguard
     return config
 
 
 def build_asgi(settings: Settings, manager: SessionManager) -> ArgusAsgi:
     """The ASGI app: raw /ws plus the Quart HTTP API."""
     return ArgusAsgi(build_http_app(settings, manager), {"/ws": WsEndpoint(settings, manager)})
-
-
-def _install_fastwriter() -> None:
-    try:
-        from .web import fastwriter
-    except ImportError:  # pragma: no cover - transitional
-        log.warning("argus.web.fastwriter missing; using hypercorn's own writer")
-        return
-    fastwriter.install()
 
 
 def tune_gc() -> None:
@@ -99,7 +92,7 @@ async def serve(
     provisioner = make_provisioner(settings)
     manager = SessionManager(settings, provisioner)
     app = build_asgi(settings, manager)
-    _install_fastwriter()
+    stallguard.install()
     stop_http = trio.Event()
     async with trio.open_nursery() as nursery:
         await nursery.start(manager.serve)

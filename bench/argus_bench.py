@@ -24,6 +24,7 @@ import trio
 from trio_websocket import WebSocketConnection, open_websocket_url
 
 from argus.testing import Daemon, run_daemon
+from bench.wsclient import FastWsClient
 
 SERVER_CPU = 1 if (os.cpu_count() or 1) > 1 else 0
 CLIENT_CPU = 0
@@ -223,6 +224,50 @@ async def argus_turn(client: WsClient, thread: str, n: int) -> tuple[float, int]
 # -- the benchmarks -------------------------------------------------------------------
 
 
+def fast_client(daemon: Daemon, query: str = "") -> tuple[FastWsClient, str]:
+    """A bench.wsclient connection, initialized, with a thread; returns it and the thread."""
+    port = int(daemon.base_url.rsplit(":", 1)[1])
+    client = FastWsClient(port, "/ws" + query)
+    client.recv_frame()  # argus/session
+    requests = [
+        {
+            "id": 1,
+            "method": "initialize",
+            "params": {"clientInfo": {"name": "bench", "version": "1"}},
+        },
+        {"id": 2, "method": "thread/start", "params": {}},
+    ]
+    thread = ""
+    for request in requests:
+        client.send_text(json.dumps(request))
+        while True:
+            msg = json.loads(client.recv_frame())
+            if msg.get("id") == request["id"]:
+                break
+        if request["id"] == 2:
+            thread = msg["result"]["thread"]["id"]
+    return client, thread
+
+
+def fast_turn(client: FastWsClient, thread: str, n: int) -> tuple[float, int]:
+    """A /stream turn read with the fast client: (seconds, frames), text verified."""
+    start = time.perf_counter()
+    params = {"threadId": thread, "input": input_text(f"/stream {n}")}
+    client.send_text(json.dumps({"id": "t", "method": "turn/start", "params": params}))
+    parts = []
+    frames = 0
+    while True:
+        raw = client.recv_frame()
+        if b'"item/agentMessage/delta"' in raw:
+            frames += 1
+            parts.append(json.loads(raw)["params"]["delta"])
+        elif b'"turn/completed"' in raw:
+            break
+    elapsed = time.perf_counter() - start
+    assert "".join(parts) == expected_text(n)
+    return elapsed, frames
+
+
 async def bench_stream(daemon: Daemon, home: Path, runs: int, n: int) -> list[Row]:
     """Notifications/s: direct pipe, Argus one-to-one (coalesce=0), Argus coalescing."""
     direct = [n / await direct_stream(home / "direct", n) for _ in range(runs)]
@@ -235,14 +280,13 @@ async def bench_stream(daemon: Daemon, home: Path, runs: int, n: int) -> list[Ro
         }
     ]
     for label, query in (("argus, coalesce=0 (frames)", "?coalesce=0"), ("argus, coalescing", "")):
-        async with ws_client(daemon, query) as client:
-            thread = await ready_client(client)
-            rates = []
-            frames = []
-            for _ in range(runs):
-                elapsed, f = await argus_turn(client, thread, n)
-                rates.append(n / elapsed)
-                frames.append(f / elapsed)
+        client, thread = fast_client(daemon, query)
+        try:
+            results = [fast_turn(client, thread, n) for _ in range(runs)]
+        finally:
+            client.close()
+        rates = [n / elapsed for elapsed, _ in results]
+        frames = [f / elapsed for elapsed, f in results]
         rows.append(
             {
                 "bench": "stream",
@@ -279,15 +323,19 @@ async def bench_turn(daemon: Daemon, runs: int, sizes: tuple[int, ...]) -> list[
 async def bench_rtt(daemon: Daemon, home: Path, n: int) -> list[Row]:
     """Request round trip through Argus against the same request written directly."""
     direct = sorted(await direct_rtt(home / "rtt", n))
-    async with ws_client(daemon) as client:
-        await ready_client(client)
-        for _ in range(200):
-            await client.request("bench/ping", {})
-        samples = []
-        for _ in range(n):
+    client, _ = fast_client(daemon)
+    samples = []
+    try:
+        for i in range(200 + n):
+            request = json.dumps({"id": i, "method": "bench/ping", "params": {}})
             start = time.perf_counter()
-            await client.request("bench/ping", {})
-            samples.append(time.perf_counter() - start)
+            client.send_text(request)
+            while json.loads(client.recv_frame()).get("id") != i:
+                pass
+            if i >= 200:  # after a warm-up
+                samples.append(time.perf_counter() - start)
+    finally:
+        client.close()
     samples.sort()
 
     def pct(values: list[float], p: float) -> float:
@@ -324,13 +372,13 @@ async def bench_fanout(daemon: Daemon, runs: int, clients: int, n: int) -> list[
                 start = time.perf_counter()
                 done: list[float] = []
 
-                async def reader(c: WsClient) -> None:
+                async def reader(c: WsClient, start: float, done: list[float]) -> None:
                     await read_turn(c, n)
                     done.append(time.perf_counter() - start)
 
                 async with trio.open_nursery() as readers:
                     for c in everyone:
-                        readers.start_soon(reader, c)
+                        readers.start_soon(reader, c, start, done)
                     await first.send(
                         {
                             "id": "t",
