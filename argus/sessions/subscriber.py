@@ -72,6 +72,8 @@ class Subscriber:
         self.sent_messages = 0
         self._wake = trio.Event()
         self._scope: trio.CancelScope | None = None
+        #: Called once the sender has stopped (the connection handler stops reading).
+        self.on_done: Callable[[], None] | None = None
 
     # -- called by the session (synchronously, never blocking) --------------------------
 
@@ -127,6 +129,8 @@ class Subscriber:
                 self.close_code = 1001
                 self.close_reason = "Session stopped"
             self.done.set()
+            if self.on_done is not None:
+                self.on_done()
 
     async def _send_loop(self) -> None:
         while True:

@@ -130,11 +130,13 @@ class WsEndpoint:
                 "seq": seq,
             }
             await send_text(m.notification("argus/session", frame))
-            await session.start_sender(sub)
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._receive_loop, session, sub, receive)
-                await sub.done.wait()
-                nursery.cancel_scope.cancel()
+            # The receive loop runs in this task (no extra task per idle client); the
+            # subscriber cancels it when its sender is done.
+            with trio.CancelScope() as receiving:
+                sub.on_done = receiving.cancel
+                await session.start_sender(sub)
+                await self._receive_loop(session, sub, receive)
+            await sub.done.wait()
             client_gone = sub.close_code == 1006
         except SessionGone:
             sub.close_code = sub.close_code or 1001

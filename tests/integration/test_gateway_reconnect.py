@@ -139,3 +139,30 @@ async def test_lagging_client_gets_coalesced_deltas(daemon) -> None:
             merged = [m for m in deltas if m.get("argusSeqFrom", m["argusSeq"]) < m["argusSeq"]]
             assert merged, "a burst of 30,000 deltas should have been coalesced"
             assert len(deltas) < n
+
+
+async def test_peer_that_never_reads_is_dropped(daemon_factory) -> None:
+    # The lag limit is larger than what the socket buffers hold, so the send to the
+    # silent peer blocks before the peer is judged too slow: only the stall guard helps.
+    env = {
+        "ARGUS_CLIENT_QUEUE_BYTES": "67108864",
+        "ARGUS_REPLAY_BUFFER_BYTES": "134217728",
+        "ARGUS_WS_SEND_TIMEOUT_S": "1",
+    }
+    with trio.fail_after(90):
+        async with daemon_factory(**env) as daemon, connect(daemon) as fast:
+            await fast.handshake()
+            thread = await fast.start_thread()
+            async with open_websocket_url(
+                ws_url(daemon, session=fast.id, coalesce=0), message_queue_size=1
+            ):
+                # This client never reads again; its socket buffers fill up.
+                await fast.start_turn(thread, "/stream 200000")
+                await fast.recv_until(is_turn_completed, timeout=60)
+                async with daemon.http() as http:
+                    while True:
+                        sessions = (await http.get("/sessions")).json()["sessions"]
+                        if sessions[0]["clients"] == 1:
+                            break
+                        await trio.sleep(0.1)
+                assert "aborting its connection" in daemon.log_text
