@@ -90,8 +90,9 @@ class Settings(BaseModel):
     @field_validator("token", mode="before")
     @classmethod
     def _empty_token_is_none(cls, value: Any) -> Any:
-        if isinstance(value, str) and not value.strip():
-            return None
+        # Stripped like the Authorization header it is compared with.
+        if isinstance(value, str):
+            return value.strip() or None
         return value
 
     @field_validator("runtime_cmd", mode="before")
@@ -112,7 +113,7 @@ class Settings(BaseModel):
         if self.host == "localhost":
             return True
         try:
-            return ipaddress.ip_address(self.host).is_loopback
+            return ipaddress.ip_address(self.host.strip("[]")).is_loopback
         except ValueError:
             return False
 
@@ -122,6 +123,9 @@ def env_name(field: str) -> str:
     """The environment variable that sets ``field``."""
     return ENV_PREFIX + field.upper()
 
+
+# Flags whose spelling is not the field name.
+CLI_FLAGS = {"home_host_path": "--home", "workspace_host_path": "--workspace"}
 
 _BOOL_TRUE = {"1", "true", "yes", "on"}
 _BOOL_FALSE = {"0", "false", "no", "off", ""}
@@ -162,7 +166,7 @@ def load_settings(
     for key, value in (cli or {}).items():
         if value is not None:
             values[key] = value
-            sources[key] = "--" + key.replace("_", "-")
+            sources[key] = CLI_FLAGS.get(key, "--" + key.replace("_", "-"))
     try:
         settings = Settings(**values)
     except ValidationError as exc:

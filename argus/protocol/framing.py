@@ -20,7 +20,7 @@ class OversizedLine:
 
 
 class LineSplitter:
-    """Splits bytes into lines of at most ``limit`` bytes (newline excluded).
+    """Splits bytes into lines of at most ``limit`` bytes (counting a final ``\r``, not ``\n``).
 
     ``feed`` returns complete lines (``bytes``, trailing ``\\r`` stripped) and
     ``OversizedLine`` markers in stream order. Memory is bounded by ``limit``: a partial

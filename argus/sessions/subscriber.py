@@ -45,6 +45,28 @@ SendText = Callable[[str], Awaitable[None]]
 class Subscriber:
     """A client attached to a session: its cursor, private queue and close request."""
 
+    # Slots: one of these exists per connected client, idle ones included.
+    __slots__ = (
+        "_scope",
+        "_wake",
+        "close_code",
+        "close_reason",
+        "coalesce",
+        "cursor",
+        "done",
+        "drain_before_close",
+        "key",
+        "label",
+        "on_done",
+        "private",
+        "private_bytes",
+        "replay",
+        "send_text",
+        "sent_frames",
+        "sent_messages",
+        "with_seq",
+    )
+
     def __init__(
         self,
         replay: ReplayBuffer,
@@ -101,8 +123,8 @@ class Subscriber:
         With ``drain`` the sender first delivers everything queued (used when the runtime
         exits, so clients see ``argus/runtime/exited``); without it the sender stops now.
         """
-        if self.close_code is not None:
-            return
+        if self.close_code is not None and (drain or not self.drain_before_close):
+            return  # already closing at least as urgently
         self.close_code = code
         self.close_reason = reason
         self.drain_before_close = drain

@@ -167,7 +167,7 @@ def parse_options(query: dict[str, list[str]]) -> tuple[dict[str, Any], str]:
     since_raw = (query.get("since") or [""])[0].strip()
     since: int | None = None
     if since_raw:
-        if not since_raw.isdigit():
+        if not (since_raw.isascii() and since_raw.isdigit()) or len(since_raw) > 20:
             return {}, "Invalid 'since': expected a sequence number"
         since = int(since_raw)
     seq = (query.get("seq") or ["0"])[0].strip().lower() in ("1", "true", "yes")

@@ -1,31 +1,49 @@
 """A fake OpenAI Responses-API model server on 127.0.0.1, for running real codex offline.
 
-Codex only ever POSTs ``{base_url}/responses`` and reads Server-Sent Events. Each request
-pops the next scripted reply (text streamed as deltas, or an ``exec_command`` function
-call); with an empty script it answers a short default text. It runs in a daemon thread
-(stdlib ``ThreadingHTTPServer``) so it works under any test event loop.
+Codex only ever POSTs ``{base_url}/responses`` and reads Server-Sent Events (reference doc,
+Part 2). Each request pops the next scripted reply (text streamed as deltas, or an
+``exec_command`` function call); with an empty script it answers a short default text, so a
+test that does not care what the model says needs no script. A function call makes codex
+send a follow-up request carrying the ``function_call_output``: that request simply pops
+the next entry, so a test queues the call and then the text that ends the turn.
+
+It is a stdlib ``ThreadingHTTPServer`` in a daemon thread rather than a Trio task, so it
+works the same from sync fixtures, pytest-trio tests and benchmarks, and a test blocked in
+Trio never starves it. It binds port 0: a fixed port once hit another server (pitfall 6).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import time
 from collections import deque
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 DEFAULT_TEXT = "ok"
 
+Event = dict[str, Any]
 
-def _sse(event: dict[str, Any]) -> bytes:
+
+def _sse(event: Event) -> bytes:
     return f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode()
 
 
-def text_events(response_id: str, text: str, chunks: int) -> list[dict[str, Any]]:
-    """SSE events of an assistant message streamed in ``chunks`` deltas."""
+def split_text(text: str, chunks: int) -> list[str]:
+    """``text`` cut into at most ``chunks`` non-empty pieces (one empty piece for "")."""
     size = max(1, -(-len(text) // max(1, chunks)))
-    parts = [text[i : i + size] for i in range(0, len(text), size)] or [""]
+    return [text[i : i + size] for i in range(0, len(text), size)] or [""]
+
+
+def text_events(response_id: str, text: str, chunks: int) -> list[Event]:
+    """SSE events of an assistant message streamed in ``chunks`` deltas.
+
+    Each ``response.output_text.delta`` becomes one ``item/agentMessage/delta`` in codex,
+    which is what lets tests check streaming and not just the final text.
+    """
     item_id = f"msg_{response_id}"
     item = {
         "type": "message",
@@ -34,11 +52,11 @@ def text_events(response_id: str, text: str, chunks: int) -> list[dict[str, Any]
         "status": "in_progress",
         "content": [],
     }
-    events: list[dict[str, Any]] = [
+    events: list[Event] = [
         {"type": "response.created", "response": {"id": response_id}},
         {"type": "response.output_item.added", "output_index": 0, "item": item},
     ]
-    for part in parts:
+    for part in split_text(text, chunks):
         events.append(
             {
                 "type": "response.output_text.delta",
@@ -52,29 +70,30 @@ def text_events(response_id: str, text: str, chunks: int) -> list[dict[str, Any]
         item, status="completed", content=[{"type": "output_text", "text": text, "annotations": []}]
     )
     events.append({"type": "response.output_item.done", "output_index": 0, "item": done})
-    events.append(_completed(response_id))
+    events.append(completed_event(response_id))
     return events
 
 
-def exec_events(response_id: str, command: str, call_id: str) -> list[dict[str, Any]]:
-    """SSE events of a model asking to run ``command`` with the exec_command tool."""
+def exec_events(response_id: str, call_id: str, arguments: dict[str, Any]) -> list[Event]:
+    """SSE events of a model calling codex's ``exec_command`` tool with ``arguments``."""
     item = {
         "type": "function_call",
         "id": f"fc_{response_id}",
         "call_id": call_id,
         "name": "exec_command",
-        "arguments": json.dumps({"cmd": command}),
+        "arguments": json.dumps(arguments),
         "status": "completed",
     }
     return [
         {"type": "response.created", "response": {"id": response_id}},
         {"type": "response.output_item.added", "output_index": 0, "item": item},
         {"type": "response.output_item.done", "output_index": 0, "item": item},
-        _completed(response_id),
+        completed_event(response_id),
     ]
 
 
-def _completed(response_id: str) -> dict[str, Any]:
+def completed_event(response_id: str) -> Event:
+    """``response.completed`` with usage: without it codex fails the turn (Part 2)."""
     usage = {
         "input_tokens": 10,
         "input_tokens_details": {"cached_tokens": 0},
@@ -85,66 +104,128 @@ def _completed(response_id: str) -> dict[str, Any]:
     return {"type": "response.completed", "response": {"id": response_id, "usage": usage}}
 
 
-class FakeModel:
-    """``with FakeModel() as fm:`` serves scripted replies at ``fm.base_url``."""
+@dataclass
+class Reply:
+    """One scripted answer: ``kind`` is "text" or "exec"; ``delay`` is seconds between events."""
 
-    def __init__(self) -> None:
-        self.script: deque[Any] = deque()
+    kind: str
+    text: str = ""
+    chunks: int = 1
+    call_id: str = ""
+    arguments: dict[str, Any] = field(default_factory=dict)
+    delay: float = 0.0
+
+    def events(self, response_id: str) -> list[Event]:
+        """The SSE events of this reply for the response ``response_id``."""
+        if self.kind == "exec":
+            return exec_events(response_id, self.call_id, self.arguments)
+        return text_events(response_id, self.text, self.chunks)
+
+
+class FakeModel:
+    """``with FakeModel() as fm:`` serves scripted replies at ``fm.base_url``.
+
+    ``fm.requests`` holds every request body (JSON) in arrival order and
+    ``fm.request_headers`` their headers (lower-case names), so tests can check what codex
+    sent the model: the conversation history, tool outputs, the API key.
+    """
+
+    def __init__(self, default_text: str = DEFAULT_TEXT) -> None:
+        self.default_text = default_text
+        self.script: deque[Reply] = deque()
         self.requests: list[dict[str, Any]] = []
+        self.request_headers: list[dict[str, str]] = []
         self._lock = threading.Lock()
-        self._count = 0
+        self._responses = itertools.count(1)
+        self._calls = itertools.count(1)
         model = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def log_message(self, *args: Any) -> None:
+            def log_message(self, format: str, *args: Any) -> None:
                 pass
 
+            def do_GET(self) -> None:
+                self.send_error(404)
+
             def do_POST(self) -> None:
-                length = int(self.headers.get("content-length") or 0)
-                body = self.rfile.read(length)
-                if not self.path.endswith("/responses"):
+                body = self._read_body()
+                if not self.path.rstrip("/").endswith("/responses"):
                     self.send_error(404)
                     return
-                events, delay = model._next(json.loads(body or b"{}"))
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                events, delay = model._next(json.loads(body or b"{}"), headers)
                 chunks = [_sse(e) for e in events]
-                self.send_response(200)
-                self.send_header("content-type", "text/event-stream")
-                self.send_header("content-length", str(sum(len(c) for c in chunks)))
-                self.end_headers()
-                for chunk in chunks:
-                    self.wfile.write(chunk)
-                    if delay:
-                        self.wfile.flush()
-                        time.sleep(delay)
+                try:
+                    self.send_response(200)
+                    self.send_header("content-type", "text/event-stream")
+                    self.send_header("cache-control", "no-cache")
+                    self.send_header("content-length", str(sum(len(c) for c in chunks)))
+                    self.end_headers()
+                    for chunk in chunks:
+                        self.wfile.write(chunk)
+                        if delay:
+                            self.wfile.flush()
+                            time.sleep(delay)
+                    self.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError):
+                    # Codex hung up mid-stream (turn interrupted, process stopped).
+                    self.close_connection = True
+
+            def _read_body(self) -> bytes:
+                if "chunked" in (self.headers.get("transfer-encoding") or "").lower():
+                    parts = []
+                    while True:
+                        size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                        if size == 0:
+                            while self.rfile.readline().strip():
+                                pass  # trailers
+                            return b"".join(parts)
+                        parts.append(self.rfile.read(size))
+                        self.rfile.readline()
+                return self.rfile.read(int(self.headers.get("content-length") or 0))
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="fake-model",
+            daemon=True,
+        )
 
     @property
     def base_url(self) -> str:
-        """What codex's ``base_url`` must be."""
+        """The provider ``base_url`` for codex's config: ``http://127.0.0.1:PORT/v1``."""
         return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
 
     def queue_text(self, text: str, chunks: int = 5, delay: float = 0.0) -> None:
-        """The next request gets ``text`` in ``chunks`` deltas, ``delay`` s apart."""
-        self.script.append(("text", text, chunks, delay))
+        """The next request gets ``text`` in ``chunks`` deltas, ``delay`` s apart.
 
-    def queue_exec_command(self, command: str, call_id: str = "call_1") -> None:
-        """The next request gets a function call running ``command``."""
-        self.script.append(("exec", command, call_id, 0.0))
+        A delay keeps a turn streaming long enough to disconnect or interrupt mid-turn.
+        """
+        self.script.append(Reply("text", text=text, chunks=chunks, delay=delay))
 
-    def _next(self, body: dict[str, Any]) -> tuple[list[dict[str, Any]], float]:
+    def queue_exec_command(self, command: str, call_id: str | None = None, **extra: Any) -> str:
+        """The next request gets an ``exec_command`` call running ``command``; returns its call_id.
+
+        ``extra`` goes into the arguments (e.g. ``sandbox_permissions="require_escalated"``,
+        ``justification=...`` to make ``on-request`` prompt). The call_id becomes the codex
+        item id, so each call gets a fresh one unless given.
+        """
+        call_id = call_id or f"call_{next(self._calls)}"
+        arguments = {"cmd": command, **extra}
+        self.script.append(Reply("exec", call_id=call_id, arguments=arguments))
+        return call_id
+
+    def _next(self, body: dict[str, Any], headers: dict[str, str]) -> tuple[list[Event], float]:
         with self._lock:
             self.requests.append(body)
-            self._count += 1
-            response_id = f"resp_{self._count}"
-            step = self.script.popleft() if self.script else ("text", DEFAULT_TEXT, 1, 0.0)
-        if step[0] == "exec":
-            return exec_events(response_id, step[1], step[2]), 0.0
-        return text_events(response_id, step[1], step[2]), step[3]
+            self.request_headers.append(headers)
+            response_id = f"resp_{next(self._responses)}"
+            reply = self.script.popleft() if self.script else Reply("text", self.default_text)
+        return reply.events(response_id), reply.delay
 
     def __enter__(self) -> FakeModel:
         self._thread.start()
@@ -153,3 +234,4 @@ class FakeModel:
     def __exit__(self, *exc: object) -> None:
         self._server.shutdown()
         self._server.server_close()
+        self._thread.join(timeout=5)
