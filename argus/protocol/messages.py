@@ -174,3 +174,20 @@ def delta_key(method: str, params: Any) -> tuple[Any, ...] | None:
         params.get("summaryIndex"),
         params.get("contentIndex"),
     )
+
+
+def compact(text: str, obj: Any) -> str:
+    """The frame as one JSONL line: re-serialised only if it spans several lines."""
+    if "\n" in text or "\r" in text:
+        return dumps(obj)
+    return text
+
+
+def restore_id(text: str, upstream_id: int, original_id: Any) -> str:
+    """The runtime's response with the client's own id put back, spliced when possible."""
+    prefix = f'{{"id":{upstream_id},'
+    if text.startswith(prefix):
+        return '{"id":' + dumps(original_id) + "," + text[len(prefix) :]
+    exact = parse(text)  # re-serialising: keep every number exact
+    exact["id"] = original_id
+    return dumps(exact)

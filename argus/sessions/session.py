@@ -295,7 +295,7 @@ class Session:
             return
         sub = self.subscribers.get(inflight.subscriber_key)  # type: ignore[arg-type]
         if sub is not None:
-            sub.push(restore_id(text, upstream_id, inflight.original_id), self.replay.last_seq)
+            sub.push(m.restore_id(text, upstream_id, inflight.original_id), self.replay.last_seq)
 
     def _on_initialize_response(
         self, conn: RuntimeConnection, inflight: Inflight, obj: dict, text: str
@@ -318,7 +318,7 @@ class Session:
         if inflight.call is not None:
             inflight.call.resolve(result, obj.get("error"))
         elif (sub := self.subscribers.get(inflight.subscriber_key)) is not None:  # type: ignore[arg-type]
-            sub.push(restore_id(text, obj["id"], inflight.original_id), after)
+            sub.push(m.restore_id(text, obj["id"], inflight.original_id), after)
 
     def _fail_waiters(self, waiters: list[HandshakeWaiter], error: dict[str, Any]) -> None:
         after = self.replay.last_seq
@@ -482,12 +482,12 @@ class Session:
             if conn.pending_server.pop(m.id_key(obj["id"]), None) is None:
                 log.debug("dropping answer to unknown/answered request session=%s", self.id)
                 return
-            await self._send_line(conn, compact(text, obj))
+            await self._send_line(conn, m.compact(text, obj))
             return
         if not has_id:
             if method == "initialized" and not conn.handshake.on_initialized():
                 return
-            await self._send_line(conn, compact(text, obj))
+            await self._send_line(conn, m.compact(text, obj))
             return
         if method == "initialize":
             await self._client_initialize(sub, conn, obj)
@@ -594,23 +594,6 @@ class Session:
         }
         info.update(self.runtime_info)
         return info
-
-
-def compact(text: str, obj: Any) -> str:
-    """The frame as one JSONL line: re-serialised only if it spans several lines."""
-    if "\n" in text or "\r" in text:
-        return m.dumps(obj)
-    return text
-
-
-def restore_id(text: str, upstream_id: int, original_id: Any) -> str:
-    """The runtime's response with the client's own id put back, spliced when possible."""
-    prefix = f'{{"id":{upstream_id},'
-    if text.startswith(prefix):
-        return '{"id":' + m.dumps(original_id) + "," + text[len(prefix) :]
-    exact = m.parse(text)  # re-serialising: keep every number exact
-    exact["id"] = original_id
-    return m.dumps(exact)
 
 
 __all__ = ["ProvisionError", "RuntimeCallError", "Session", "SessionGone"]
