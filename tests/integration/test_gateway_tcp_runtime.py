@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 import trio
+from trio_websocket import ConnectionClosed, open_websocket_url
 
-from tests.harness import connect
+from tests.harness import connect, ws_url
 
 
 class ScriptedRuntime:
@@ -179,3 +181,48 @@ async def test_server_request_routing(daemon_factory, nursery) -> None:
                 )
                 await runtime.no_line(conn)
                 assert not [m for m in a.seen if m.get("method", "").endswith("requestApproval")]
+
+
+async def test_concurrent_attaches_start_one_runtime(daemon_factory, nursery) -> None:
+    runtime = ScriptedRuntime()
+    await nursery.start(runtime.serve)
+    env = {"ARGUS_PROVISION_MODE": "tcp", "ARGUS_TCP_PORT": str(runtime.port)}
+    with trio.fail_after(60):
+        async with daemon_factory(**env) as daemon:
+            async with connect(daemon) as first:
+                conn = await runtime.wait_connection(1)
+                await conn.aclose()  # the runtime goes away; the session is now stopped
+                await first.recv_until(lambda m: m.get("method") == "argus/runtime/exited")
+            frames: list[dict] = []
+
+            async def attach() -> None:
+                async with connect(daemon, session=first.id) as client:
+                    frames.append(client.session)
+                    await trio.sleep(0.5)
+
+            async with trio.open_nursery() as attachers:
+                for _ in range(6):
+                    attachers.start_soon(attach)
+            assert len(frames) == 6
+            assert len(runtime.connections) == 2  # exactly one new runtime connection
+
+
+async def test_provisioning_failure_closes_1011(daemon_factory) -> None:
+    with trio.socket.socket() as sock:  # a port nothing listens on
+        await sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {
+        "ARGUS_PROVISION_MODE": "tcp",
+        "ARGUS_TCP_PORT": str(port),
+        "ARGUS_CONNECT_TIMEOUT_S": "2",
+    }
+    with trio.fail_after(60):
+        async with daemon_factory(**env) as daemon:
+            async with open_websocket_url(ws_url(daemon)) as ws:
+                with pytest.raises(ConnectionClosed) as closed:
+                    await ws.get_message()
+            assert closed.value.reason.code == 1011
+            assert closed.value.reason.reason.startswith("Provisioning failed")
+            async with daemon.http() as http:
+                assert (await http.get("/sessions")).json() == {"sessions": []}
+            assert "provisioning failed" in daemon.log_text
