@@ -60,6 +60,9 @@ def hypercorn_config(settings: Settings) -> HypercornConfig:
         host = f"[{host}]"
     config.bind = [f"{host}:{settings.port}"]
     config.accesslog = None
+    # A gateway restart brings every client back at once; hypercorn's default listen
+    # backlog (100) drops SYNs in such a storm and stalls reconnects for seconds.
+    config.backlog = 2048
     config.errorlog = logging.getLogger("hypercorn.error")
     config.websocket_max_message_size = settings.ws_max_message_bytes
     config.graceful_timeout = settings.shutdown_timeout_s

@@ -420,11 +420,11 @@ class Session:
         self.last_active_ms = now_ms()
         return sub, head
 
-    async def start_sender(self, sub: Subscriber) -> None:
+    def start_sender(self, sub: Subscriber) -> None:
         """Start the client's sender task in the session's nursery."""
         if self._nursery is None or self._stopping:
             raise SessionGone(self.id)
-        await self._nursery.start(sub.serve)
+        sub.start_in(self._nursery)
 
     def detach(self, sub: Subscriber) -> None:
         """Forget a client; the runtime, its turns and its other clients carry on."""

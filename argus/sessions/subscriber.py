@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 
 # Entries examined per send round: bounds the work and the memory of one batch.
 BATCH_ENTRIES = 1024
+# An idle client keeps no sender task: after this long with nothing to send it exits,
+# and the next message starts a new one (an idle connection then costs less memory).
+IDLE_EXIT_S = 5.0
 # A merged delta stops growing past this many characters, so coalescing never produces a
 # frame larger than common client limits (trio-websocket's default is 1 MiB).
 MAX_MERGED_CHARS = 256 * 1024
@@ -47,6 +50,8 @@ class Subscriber:
 
     # Slots: one of these exists per connected client, idle ones included.
     __slots__ = (
+        "_nursery",
+        "_running",
         "_scope",
         "_wake",
         "close_code",
@@ -94,15 +99,39 @@ class Subscriber:
         self.sent_messages = 0
         self._wake = trio.Event()
         self._scope: trio.CancelScope | None = None
-        #: Called once the sender has stopped (the connection handler stops reading).
+        self._running = False
+        # Where to restart the sender after it exited for being idle (None: never exit).
+        self._nursery: trio.Nursery | None = None
+        #: Called once the subscriber is closed (the connection handler stops reading).
         self.on_done: Callable[[], None] | None = None
 
     # -- called by the session (synchronously, never blocking) --------------------------
 
     def wake(self) -> None:
-        """New data may be available."""
+        """New data may be available; restarts the sender if it exited while idle."""
         if not self._wake.is_set():
             self._wake.set()
+        if not self._running and self.close_code is None and self._nursery is not None:
+            self._spawn()
+
+    def _spawn(self) -> None:
+        assert self._nursery is not None
+        self._running = True
+        try:
+            self._nursery.start_soon(self.serve)
+        except RuntimeError:  # the session's nursery is closed: the session is gone
+            self._running = False
+            self.close_code = self.close_code or 1001
+            self._finish()
+
+    def _finish(self) -> None:
+        self.done.set()
+        if self.on_done is not None:
+            self.on_done()
+
+    def has_pending(self) -> bool:
+        """Anything left to send?"""
+        return bool(self.private) or self.cursor < self.replay.last_seq
 
     def push(self, text: str, after_seq: int) -> None:
         """Queue a message for this client alone, after broadcast ``after_seq``."""
@@ -128,38 +157,67 @@ class Subscriber:
         self.close_code = code
         self.close_reason = reason
         self.drain_before_close = drain
+        if not self._running and self._nursery is not None:
+            # No sender task right now (idle): drain through a new one, or close now.
+            if drain and self.has_pending():
+                self._spawn()
+            else:
+                self._finish()
+            return
         if not drain and self._scope is not None:
             self._scope.cancel()
         self.wake()
 
     # -- the sender task --------------------------------------------------------------
 
+    def start_in(self, nursery: trio.Nursery) -> None:
+        """Run the sender in ``nursery`` (the session's) whenever there is something to send.
+
+        A client with nothing to receive yet gets no task at all until the first message.
+        """
+        self._nursery = nursery
+        if self.has_pending() or self._wake.is_set():
+            self._spawn()
+
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Send queued messages until closed; runs in the session's nursery."""
+        """Send queued messages until closed (or idle for IDLE_EXIT_S, when restartable)."""
+        self._running = True
+        idle_exit = False
         try:
             with trio.CancelScope() as scope:
                 self._scope = scope
                 task_status.started()
-                await self._send_loop()
+                idle_exit = await self._send_loop()
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             log.debug("subscriber %s: connection gone while sending", self.key)
             if self.close_code is None:
                 self.close_code = 1006
         finally:
-            if self.close_code is None:
-                # Cancelled from outside: the session is being stopped.
-                self.close_code = 1001
-                self.close_reason = "Session stopped"
-            self.done.set()
-            if self.on_done is not None:
-                self.on_done()
+            self._running = False
+            self._scope = None
+            if not idle_exit:
+                if self.close_code is None:
+                    # Cancelled from outside: the session is being stopped.
+                    self.close_code = 1001
+                    self.close_reason = "Session stopped"
+                self._finish()
 
-    async def _send_loop(self) -> None:
+    async def _send_loop(self) -> bool:
+        """Returns True when exiting for being idle (the subscriber stays open)."""
         while True:
             await self._flush()
             if self.close_code is not None:
-                return
-            await self._wake.wait()
+                return False
+            if self._nursery is None:
+                await self._wake.wait()
+            else:
+                with trio.move_on_after(IDLE_EXIT_S):
+                    await self._wake.wait()
+                if not self._wake.is_set() and not self.has_pending():
+                    # Idle: free the task. No checkpoint from here to the task's end, so
+                    # a wake() cannot slip in between; it will spawn a new sender.
+                    self._running = False
+                    return True
             self._wake = trio.Event()
 
     async def _flush(self) -> None:

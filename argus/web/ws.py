@@ -134,7 +134,7 @@ class WsEndpoint:
             # subscriber cancels it when its sender is done.
             with trio.CancelScope() as receiving:
                 sub.on_done = receiving.cancel
-                await session.start_sender(sub)
+                session.start_sender(sub)
                 await self._receive_loop(session, sub, receive)
             await sub.done.wait()
             client_gone = sub.close_code == 1006

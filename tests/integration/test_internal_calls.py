@@ -24,7 +24,7 @@ async def test_internal_calls_and_clients_share_one_handshake(tmp_path: Path, nu
             received.append(text)
 
         sub, _ = session.attach(send_text, since=None, with_seq=False, coalesce=True)
-        await session.start_sender(sub)
+        session.start_sender(sub)
         await session.ensure_running()
         # A client initialize and the daemon's own call race for the one handshake.
         async with trio.open_nursery() as race:
