@@ -478,6 +478,9 @@ async def run_all(quick: bool = False) -> list[Row]:
         big = {
             "ARGUS_REPLAY_BUFFER_BYTES": str(128 << 20),
             "ARGUS_CLIENT_QUEUE_BYTES": str(64 << 20),
+            # The daemon has its core to itself; its runtimes run beside the client, as the
+            # direct measurement's runtime runs beside its own reader.
+            "ARGUS_RUNTIME_CMD": f"taskset -c {CLIENT_CPU} {sys.executable} -m argus.demo_runtime",
         }
         async with run_daemon(
             home / "gw", "--log-level", "warning", env=big, cpu=SERVER_CPU
