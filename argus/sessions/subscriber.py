@@ -176,7 +176,7 @@ class Subscriber:
         A client with nothing to receive yet gets no task at all until the first message.
         """
         self._nursery = nursery
-        if self.has_pending() or self._wake.is_set():
+        if self.close_code is not None or self.has_pending() or self._wake.is_set():
             self._spawn()
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
