@@ -65,10 +65,21 @@ class ScriptedRuntime:
         await stream.send_all(raw + b"".join(json.dumps(o).encode() + b"\n" for o in objs))
 
 
-async def test_what_the_runtime_sees(daemon_factory, nursery) -> None:
-    runtime = ScriptedRuntime()
-    await nursery.start(runtime.serve)
-    env = {"ARGUS_PROVISION_MODE": "tcp", "ARGUS_TCP_PORT": str(runtime.port)}
+@pytest.fixture
+async def runtime(nursery: trio.Nursery) -> ScriptedRuntime:
+    """A scripted runtime listening on 127.0.0.1 for this test."""
+    scripted = ScriptedRuntime()
+    await nursery.start(scripted.serve)
+    return scripted
+
+
+def tcp_env(runtime: ScriptedRuntime) -> dict[str, str]:
+    """Daemon settings that point every session at ``runtime``."""
+    return {"ARGUS_PROVISION_MODE": "tcp", "ARGUS_TCP_PORT": str(runtime.port)}
+
+
+async def test_what_the_runtime_sees(daemon_factory, runtime: ScriptedRuntime) -> None:
+    env = tcp_env(runtime)
     with trio.fail_after(60):
         async with daemon_factory(**env) as daemon, connect(daemon) as a:
             conn = await runtime.wait_connection(1)
@@ -134,10 +145,8 @@ async def test_what_the_runtime_sees(daemon_factory, nursery) -> None:
                 assert (await runtime.read_line(conn2))["method"] == "initialize"
 
 
-async def test_server_request_routing(daemon_factory, nursery) -> None:
-    runtime = ScriptedRuntime()
-    await nursery.start(runtime.serve)
-    env = {"ARGUS_PROVISION_MODE": "tcp", "ARGUS_TCP_PORT": str(runtime.port)}
+async def test_server_request_routing(daemon_factory, runtime: ScriptedRuntime) -> None:
+    env = tcp_env(runtime)
     with trio.fail_after(60):
         async with daemon_factory(**env) as daemon, connect(daemon) as a:
             conn = await runtime.wait_connection(1)
@@ -183,10 +192,10 @@ async def test_server_request_routing(daemon_factory, nursery) -> None:
                 assert not [m for m in a.seen if m.get("method", "").endswith("requestApproval")]
 
 
-async def test_concurrent_attaches_start_one_runtime(daemon_factory, nursery) -> None:
-    runtime = ScriptedRuntime()
-    await nursery.start(runtime.serve)
-    env = {"ARGUS_PROVISION_MODE": "tcp", "ARGUS_TCP_PORT": str(runtime.port)}
+async def test_concurrent_attaches_start_one_runtime(
+    daemon_factory, runtime: ScriptedRuntime
+) -> None:
+    env = tcp_env(runtime)
     with trio.fail_after(60):
         async with daemon_factory(**env) as daemon:
             async with connect(daemon) as first:
