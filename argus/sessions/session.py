@@ -209,6 +209,8 @@ class Session:
         """
         limit = self.settings.client_queue_bytes
         for sub in list(self.subscribers.values()):
+            if sub.close_code is not None:
+                continue  # already on its way out
             backlog = sub.backlog_bytes()
             if backlog is None or backlog > limit:
                 log.warning(
