@@ -170,3 +170,27 @@ async def test_binary_and_text_frames_keep_connection(daemon) -> None:
             assert (await client.recv())["error"]["code"] == -32600
             await client.ws.send_message(payload)
             assert (await client.recv())["id"] == "x"
+
+
+async def test_session_limit_refuses_with_1013(daemon_factory) -> None:
+    with trio.fail_after(30):
+        async with daemon_factory(ARGUS_MAX_SESSIONS="1") as daemon, connect(daemon) as first:
+            async with open_websocket_url(ws_url(daemon)) as ws:
+                with pytest.raises(ConnectionClosed) as closed:
+                    await ws.get_message()
+            assert closed.value.reason.code == 1013
+            assert "session limit" in closed.value.reason.reason
+            # Attaching to the existing session is still fine.
+            async with connect(daemon, session=first.id) as again:
+                assert again.session["attached"] is True
+
+
+async def test_coalescing_can_be_turned_off_for_everyone(daemon_factory) -> None:
+    with trio.fail_after(60):
+        async with daemon_factory(ARGUS_COALESCE_DELTAS="0") as daemon, connect(daemon) as client:
+            await client.handshake()
+            thread = await client.start_thread()
+            await client.start_turn(thread, "/stream 5000")
+            await client.recv_until(lambda m: m.get("method") == "turn/completed", timeout=30)
+            deltas = [m for m in client.seen if m.get("method") == "item/agentMessage/delta"]
+            assert len(deltas) == 5000

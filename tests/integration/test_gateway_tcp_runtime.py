@@ -235,3 +235,22 @@ async def test_provisioning_failure_closes_1011(daemon_factory) -> None:
             async with daemon.http() as http:
                 assert (await http.get("/sessions")).json() == {"sessions": []}
             assert "provisioning failed" in daemon.log_text
+
+
+async def test_inflight_requests_are_bounded(daemon_factory, runtime: ScriptedRuntime) -> None:
+    env = dict(tcp_env(runtime), ARGUS_MAX_INFLIGHT_REQUESTS="2")
+    with trio.fail_after(30):
+        async with daemon_factory(**env) as daemon, connect(daemon) as client:
+            conn = await runtime.wait_connection(1)
+            for i in range(3):
+                await client.send({"id": i, "method": "slow/thing", "params": {}})
+            refused = await client.recv()
+            assert refused["id"] == 2 and refused["error"]["code"] == -32002
+            first = await runtime.read_line(conn)
+            await runtime.read_line(conn)
+            await runtime.no_line(conn)
+            # Answering one frees a slot.
+            await runtime.write(conn, {"id": first["id"], "result": {}})
+            assert (await client.recv())["id"] == 0
+            await client.send({"id": 3, "method": "slow/thing", "params": {}})
+            assert (await runtime.read_line(conn))["method"] == "slow/thing"
