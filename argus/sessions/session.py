@@ -1,7 +1,8 @@
 """A session: one runtime shared by any number of clients and by the daemon itself.
 
-The session's nursery owns its runtime stream (reader and writer tasks, inside the
-provisioner's context) and the sender task of every attached client. Stopping the session
+The session's nursery owns its runtime stream (the reader task, inside the provisioner's
+context; clients write to the runtime from their own tasks) and the sender task of every
+attached client that has something to receive. Stopping the session
 cancels that nursery and everything goes with it. A client leaving only removes its
 subscriber: the runtime and any running turn carry on.
 
