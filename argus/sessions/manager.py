@@ -17,6 +17,7 @@ import trio
 
 from ..config import Settings
 from ..provision.base import Provisioner
+from .hooks import NO_HOOKS, SessionHooks
 from .session import Session, SessionGone
 
 log = logging.getLogger(__name__)
@@ -36,9 +37,12 @@ def valid_session_id(value: str) -> bool:
 class SessionManager:
     """Creates, finds and stops sessions."""
 
-    def __init__(self, settings: Settings, provisioner: Provisioner) -> None:
+    def __init__(
+        self, settings: Settings, provisioner: Provisioner, hooks: SessionHooks = NO_HOOKS
+    ) -> None:
         self.settings = settings
         self.provisioner = provisioner
+        self.hooks = hooks
         self.sessions: dict[str, Session] = {}
         self._nursery: trio.Nursery | None = None
 
@@ -59,7 +63,9 @@ class SessionManager:
             raise TooManySessions(f"session limit reached ({self.settings.max_sessions})")
         assert self._nursery is not None, "SessionManager.serve is not running"
         session_id = uuid.uuid4().hex[:12]
-        session = Session(session_id, self.provisioner, self.settings, created=True)
+        session = Session(
+            session_id, self.provisioner, self.settings, created=True, hooks=self.hooks
+        )
         self.sessions[session_id] = session
         try:
             await self._nursery.start(session.serve)
@@ -77,6 +83,7 @@ class SessionManager:
         session.stop(code, reason or "Session deleted")
         with trio.move_on_after(self.settings.stop_timeout_s * 3):
             await session.finished.wait()
+        self.hooks.on_session_deleted(session_id)
         log.info("session deleted session=%s", session_id)
         return True
 

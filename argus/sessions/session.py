@@ -28,16 +28,17 @@ import trio
 from ..config import Settings
 from ..protocol import messages as m
 from ..protocol.framing import LineSplitter, OversizedLine
-from ..protocol.handshake import Decision, HandshakeState
+from ..protocol.handshake import Decision
 from ..provision.base import ExitStatus, Provisioner, ProvisionError, Runtime
 from .connection import (
     HandshakeWaiter,
     Inflight,
-    InternalCall,
     PendingServerRequest,
     RuntimeConnection,
     next_upstream_id,
 )
+from .hooks import NO_HOOKS, GatewayMethodError, SessionHooks
+from .internal_calls import RuntimeCallError, call_runtime
 from .replay import Entry, ReplayBuffer
 from .subscriber import SendText, Subscriber
 
@@ -46,19 +47,10 @@ log = logging.getLogger(__name__)
 READ_CHUNK = 128 * 1024
 MAX_PENDING_SERVER_REQUESTS = 1024
 NOISE_LOG_LIMIT = 50  # non-JSON stdout lines logged per runtime before going quiet
-CLIENT_INFO = {"name": "argus_gateway", "title": "Argus Gateway", "version": "0.1.0"}
 
 
 class SessionGone(Exception):
     """The session was stopped while the caller was using it."""
-
-
-class RuntimeCallError(Exception):
-    """An internal call got a JSON-RPC error (or the runtime went away)."""
-
-    def __init__(self, error: dict[str, Any]) -> None:
-        super().__init__(f"{error.get('code')}: {error.get('message')}")
-        self.error = error
 
 
 def now_ms() -> int:
@@ -70,9 +62,17 @@ class Session:
     """One session: runtime lifecycle, replay log, subscribers and message routing."""
 
     def __init__(
-        self, session_id: str, provisioner: Provisioner, settings: Settings, *, created: bool
+        self,
+        session_id: str,
+        provisioner: Provisioner,
+        settings: Settings,
+        *,
+        created: bool,
+        hooks: SessionHooks = NO_HOOKS,
     ) -> None:
         self.id = session_id
+        self.hooks = hooks
+        self.runtime_generation = 0
         self.mode = provisioner.mode
         self.settings = settings
         self.created = created
@@ -138,6 +138,8 @@ class Session:
                 conn = RuntimeConnection(runtime)
                 self._conn = conn
                 self._noise_logged = 0
+                self.runtime_generation += 1
+                self.hooks.on_runtime_started(self)
                 task_status.started()
                 await self._read_runtime(runtime, conn)
                 with trio.move_on_after(self.settings.stop_timeout_s):
@@ -164,6 +166,7 @@ class Session:
 
     def _on_runtime_exit(self, conn: RuntimeConnection, status: ExitStatus | None) -> None:
         self._conn = None
+        self.hooks.on_runtime_exit(self)
         if self._stopping:
             return
         status = status or ExitStatus(code=None, signal=None, stderr_tail="")
@@ -250,10 +253,12 @@ class Session:
                 key = m.delta_key(method, params)
                 if key is not None:
                     self._broadcast(text, key, params["delta"])  # type: ignore[index]
+                    self.hooks.on_notification(self, method, params)  # type: ignore[arg-type]
                     return
             self._broadcast(text)
             if type(params) is dict:
                 self._track_notification(conn, method, params)
+                self.hooks.on_notification(self, method, params)
         elif type(method) is str:
             self._on_server_request(conn, obj, text)
         elif "method" not in obj:
@@ -507,6 +512,7 @@ class Session:
             if isinstance(thread_id, str) and thread_id.strip():
                 conn.turn_owners[thread_id] = sub.key
                 self.request_handler = sub.key
+                self.hooks.on_client_turn_start(self, thread_id)
         obj["id"] = upstream_id
         await self._send_line(conn, m.dumps(obj))
 
@@ -530,12 +536,35 @@ class Session:
             log.debug("runtime gone, frame dropped session=%s", self.id)
 
     async def _handle_gateway_method(self, sub: Subscriber, obj: dict) -> None:
-        """``argus/*`` methods are the gateway's own; none is forwarded to the runtime."""
-        if "id" in obj and obj["id"] is not None:
-            message = f"Unknown gateway method: {obj['method']}"
-            self._reply(sub, m.error_response(obj["id"], m.METHOD_NOT_FOUND, message))
+        """``argus/*`` methods are the gateway's own; none is forwarded to the runtime.
 
-    # -- the daemon's own calls --------------------------------------------------------
+        They are awaited inline, so one client's gateway calls are answered in order; a
+        call without an id runs all the same and its outcome is not sent (the original).
+        """
+        req_id = obj.get("id")
+        params = obj.get("params")
+        try:
+            result = await self.hooks.call_gateway_method(
+                self, obj["method"], params if isinstance(params, dict) else {}
+            )
+        except GatewayMethodError as exc:
+            if req_id is not None:
+                self._reply(sub, m.error_response(req_id, exc.code, exc.message))
+            return
+        except RuntimeCallError as exc:
+            if req_id is not None:
+                code, message = exc.error.get("code"), exc.error.get("message")
+                code = code if type(code) is int else m.GATEWAY_ERROR
+                self._reply(sub, m.error_response(req_id, code, str(message or "Runtime error")))
+            return
+        if req_id is not None:
+            self._reply(sub, m.result_response(req_id, result))
+
+    def note(self, method: str, params: dict[str, Any]) -> int:
+        """Broadcast a gateway-made notification to every client; returns its ``seq``."""
+        entry = self._broadcast(m.notification(method, params))
+        self._after_batch()
+        return entry.seq
 
     async def call(self, method: str, params: Any, *, timeout: float = 120.0) -> Any:
         """Make a request to the runtime as the gateway itself (automation uses this)."""
@@ -543,44 +572,7 @@ class Session:
         conn = self._conn
         if conn is None:
             raise RuntimeCallError({"code": m.RUNTIME_EXITED, "message": "Runtime exited"})
-        await self._ensure_initialized(conn, timeout)
-        call = InternalCall()
-        upstream_id = next_upstream_id()
-        conn.inflight[upstream_id] = Inflight(None, None, method, call)
-        try:
-            await self._send_line(
-                conn, m.dumps({"id": upstream_id, "method": method, "params": params})
-            )
-            with trio.fail_after(timeout):
-                await call.done.wait()
-        finally:
-            conn.inflight.pop(upstream_id, None)
-        if call.error is not None:
-            raise RuntimeCallError(call.error)
-        return call.result
-
-    async def _ensure_initialized(self, conn: RuntimeConnection, timeout: float) -> None:
-        handshake = conn.handshake
-        if handshake.state is not HandshakeState.READY:
-            call = InternalCall()
-            decision = handshake.on_initialize(HandshakeWaiter(None, None, call))
-            if decision is Decision.FORWARD:
-                upstream_id = next_upstream_id()
-                conn.initialize_id = upstream_id
-                conn.inflight[upstream_id] = Inflight(None, None, "initialize", call)
-                request = {
-                    "id": upstream_id,
-                    "method": "initialize",
-                    "params": {"clientInfo": CLIENT_INFO},
-                }
-                await self._send_line(conn, m.dumps(request))
-            if decision is not Decision.REPLY_CACHED:
-                with trio.fail_after(timeout):
-                    await call.done.wait()
-                if call.error is not None:
-                    raise RuntimeCallError(call.error)
-        if handshake.on_initialized():
-            await self._send_line(conn, m.dumps({"method": "initialized"}))
+        return await call_runtime(conn, self._send_line, method, params, timeout)
 
     # -- reporting ---------------------------------------------------------------------
 
