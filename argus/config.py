@@ -69,6 +69,28 @@ class Settings(BaseModel):
     shutdown_timeout_s: float = Field(10.0, gt=0, le=600)
     stop_timeout_s: float = Field(5.0, gt=0, le=600)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # -- automation (issue 4) ------------------------------------------------------------
+    followup_mode: Literal["each", "batch"] = Field(
+        "each", description="Queued inputs run one per turn (each) or all in the next (batch)."
+    )
+    followup_max: int = Field(100, ge=1, le=100_000, description="Queued inputs per lane.")
+    system_events_max: int = Field(2000, ge=1, le=100_000, description="Events per thread.")
+    turn_stall_s: float = Field(
+        900.0, gt=0, description="A turn with no runtime output this long is interrupted."
+    )
+    automation_approval_policy: Literal["untrusted", "on-request", "never"] = Field(
+        "on-request", description="approvalPolicy of the daemon's own turns."
+    )
+    automation_sandbox: Literal["read-only", "workspace-write", "danger-full-access"] = Field(
+        "workspace-write", description="Sandbox of the threads the daemon starts."
+    )
+    heartbeat_interval_s: float = Field(1800.0, ge=1, description="Heartbeat period per session.")
+    heartbeat_active_hours: str | None = Field(
+        None, description="e.g. 08:00-22:00 or 08:00-22:00@Europe/Berlin; unset = always."
+    )
+    prompt_file_max_bytes: int = Field(32 * 1024, ge=256, description="Cap per context file.")
+    prompt_total_max_bytes: int = Field(96 * 1024, ge=1024, description="Cap for the context.")
+    cron_run_history: int = Field(50, ge=1, le=10_000, description="Runs kept per cron job.")
 
     @field_validator("home_host_path", "workspace_host_path")
     @classmethod
