@@ -14,6 +14,7 @@ import collections
 import logging
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import trio
@@ -65,6 +66,14 @@ class Provisioner(abc.ABC):
     def describe(self) -> str:
         """One line for the start-up log: what a new session will run."""
         return self.mode
+
+    def workspace(self, session_id: str) -> tuple[Path | None, str | None]:
+        """The session's workspace as (the gateway sees it, the runtime sees it).
+
+        Automation reads the project context (AGENTS.md...) from the first and passes the
+        second as ``cwd`` to the threads it starts; ``None`` where there is no such path.
+        """
+        return None, None
 
 
 class StderrTail:

@@ -119,11 +119,17 @@ class LocalProvisioner(Provisioner):
         """Per-session home directory (HOME of the runtime)."""
         return self.settings.home_host_path / "sessions" / session_id
 
+    def workspace(self, session_id: str) -> tuple[Path | None, str | None]:
+        """A local runtime sees the same paths as the gateway."""
+        path = self.settings.workspace_host_path or self.session_home(session_id) / "workspace"
+        return path, str(path)
+
     @asynccontextmanager
     async def open_runtime(self, session_id: str) -> AsyncIterator[Runtime]:
         """Spawn the runtime; on exit stop it (stdin close, SIGTERM, SIGKILL)."""
         home = self.session_home(session_id)
-        workspace = self.settings.workspace_host_path or home / "workspace"
+        workspace = self.workspace(session_id)[0]
+        assert workspace is not None
 
         def prepare() -> None:
             home.mkdir(parents=True, exist_ok=True, mode=0o700)

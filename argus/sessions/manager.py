@@ -17,6 +17,8 @@ import trio
 
 from ..config import Settings
 from ..provision.base import Provisioner
+from ..store import records
+from ..store.db import Store
 from .hooks import NO_HOOKS, SessionHooks
 from .session import Session, SessionGone
 
@@ -38,11 +40,16 @@ class SessionManager:
     """Creates, finds and stops sessions."""
 
     def __init__(
-        self, settings: Settings, provisioner: Provisioner, hooks: SessionHooks = NO_HOOKS
+        self,
+        settings: Settings,
+        provisioner: Provisioner,
+        hooks: SessionHooks = NO_HOOKS,
+        store: Store | None = None,
     ) -> None:
         self.settings = settings
         self.provisioner = provisioner
         self.hooks = hooks
+        self.store = store
         self.sessions: dict[str, Session] = {}
         self._nursery: trio.Nursery | None = None
 
@@ -50,8 +57,26 @@ class SessionManager:
         """Own every session's nursery until cancelled."""
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
+            await self._restore()
             task_status.started()
             await trio.sleep_forever()
+
+    async def _restore(self) -> None:
+        """Bring back the sessions the store knows (their runtimes start on first use)."""
+        if self.store is None:
+            return
+        assert self._nursery is not None
+        for row in await self.store.run(records.list_sessions):
+            if row["id"] in self.sessions or not valid_session_id(row["id"]):
+                continue
+            session = Session(
+                row["id"], self.provisioner, self.settings, created=False, hooks=self.hooks
+            )
+            session.created_at_ms = row["createdAtMs"]
+            self.sessions[session.id] = session
+            await self._nursery.start(session.serve)
+        if self.sessions:
+            log.info("sessions restored from the store count=%s", len(self.sessions))
 
     def get(self, session_id: str) -> Session | None:
         """The live session with this id, if any."""
@@ -68,6 +93,10 @@ class SessionManager:
         )
         self.sessions[session_id] = session
         try:
+            if self.store is not None:
+                await self.store.run(
+                    records.add_session, session_id, self.provisioner.mode, session.created_at_ms
+                )
             await self._nursery.start(session.serve)
         except BaseException:
             self.sessions.pop(session_id, None)
@@ -83,6 +112,8 @@ class SessionManager:
         session.stop(code, reason or "Session deleted")
         with trio.move_on_after(self.settings.stop_timeout_s * 3):
             await session.finished.wait()
+        if self.store is not None:
+            await self.store.run(records.delete_session, session_id)
         self.hooks.on_session_deleted(session_id)
         log.info("session deleted session=%s", session_id)
         return True
