@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from .config import ConfigError, Settings, load_settings
 
 EXIT_CONFIG = 2
+EXIT_STORE = 3  # the database cannot be used; it was left untouched
 
 SERVE_EPILOG = """\
 Every option can also be set with an environment variable (shown in brackets); a flag wins
@@ -131,7 +132,7 @@ def run_serve(options: argparse.Namespace) -> int:
     }
     try:
         settings: Settings = load_settings(cli)
-        daemon.make_provisioner(settings)
+        daemon.check_settings(settings)
     except (ConfigError, daemon.UnsupportedMode) as exc:
         print(f"argus: invalid configuration: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -142,10 +143,15 @@ def run_serve(options: argparse.Namespace) -> int:
             "(argus demo-runtime)",
             file=sys.stderr,
         )
+    from .store.db import StoreError
+
     try:
         trio.run(daemon.serve, settings)
     except KeyboardInterrupt:
         return 130
+    except StoreError as exc:
+        print(f"argus: {exc}", file=sys.stderr)
+        return EXIT_STORE
     return 0
 
 

@@ -4,6 +4,7 @@
 
     daemon nursery                a crash in any child ends the process non-zero
     ├── SessionManager.serve      every Session's nursery lives under it
+    ├── Automation.serve          lane workers, watchdog, heartbeat, cron
     ├── hypercorn.trio.serve      HTTP and /ws
     └── signal watcher            SIGINT/SIGTERM -> graceful shutdown
 
@@ -24,11 +25,13 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
-from .config import Settings
+from .automation.engine import Automation
+from .config import ConfigError, Settings
 from .provision.base import Provisioner
 from .provision.local import LocalProvisioner
 from .provision.tcp import TcpProvisioner
 from .sessions.manager import SessionManager
+from .store.db import open_store
 from .web import stallguard
 from .web.asgi import ArgusAsgi
 from .web.http import build_http_app
@@ -70,9 +73,25 @@ def hypercorn_config(settings: Settings) -> HypercornConfig:
     return config
 
 
-def build_asgi(settings: Settings, manager: SessionManager) -> ArgusAsgi:
+def check_settings(settings: Settings) -> None:
+    """Cross-module checks ``load_settings`` cannot do; raises ConfigError/UnsupportedMode."""
+    make_provisioner(settings)
+    if settings.heartbeat_active_hours:
+        from .automation import heartbeat
+
+        try:
+            heartbeat.parse_active_hours(settings.heartbeat_active_hours)
+        except ValueError as exc:
+            raise ConfigError(f"ARGUS_HEARTBEAT_ACTIVE_HOURS: {exc}") from None
+
+
+def build_asgi(
+    settings: Settings, manager: SessionManager, automation: Automation | None = None
+) -> ArgusAsgi:
     """The ASGI app: raw /ws plus the Quart HTTP API."""
-    return ArgusAsgi(build_http_app(settings, manager), {"/ws": WsEndpoint(settings, manager)})
+    return ArgusAsgi(
+        build_http_app(settings, manager, automation), {"/ws": WsEndpoint(settings, manager)}
+    )
 
 
 def tune_gc() -> None:
@@ -93,34 +112,49 @@ async def serve(
     """Run the daemon until SIGINT/SIGTERM (or cancellation)."""
     tune_gc()
     provisioner = make_provisioner(settings)
-    manager = SessionManager(settings, provisioner)
-    app = build_asgi(settings, manager)
+    store = await open_store(settings.home_host_path)
+    automation = Automation(settings, store)
+    manager = SessionManager(settings, provisioner, hooks=automation, store=store)
+    automation.manager = manager
+    app = build_asgi(settings, manager, automation)
     stallguard.install()
     stop_http = trio.Event()
-    async with trio.open_nursery() as nursery:
-        await nursery.start(manager.serve)
-        binds = await nursery.start(
-            partial(
-                hypercorn_serve, app, hypercorn_config(settings), shutdown_trigger=stop_http.wait
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(manager.serve)
+            await nursery.start(automation.serve)
+            binds = await nursery.start(
+                partial(
+                    hypercorn_serve,
+                    app,
+                    hypercorn_config(settings),
+                    shutdown_trigger=stop_http.wait,
+                )
             )
-        )
-        for bind in binds:
-            # Printed whatever the log level: users and scripts read the bound port here.
-            print(f"argus: listening on {bind}", file=sys.stderr, flush=True)
-        log.info("provision mode: %s", provisioner.describe())
-        task_status.started(binds)
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async for signum in signals:
-                log.info("received %s, shutting down", signal.Signals(signum).name)
-                break
-        nursery.start_soon(_force_on_second_signal, nursery.cancel_scope)
-        with trio.move_on_after(settings.shutdown_timeout_s) as scope:
-            await manager.stop_all()
-            stop_http.set()
-        if scope.cancelled_caught:
-            log.warning("shutdown deadline passed; cancelling what is left")
-        nursery.cancel_scope.cancel()
+            for bind in binds:
+                # Printed whatever the log level: users and scripts read the bound port here.
+                print(f"argus: listening on {bind}", file=sys.stderr, flush=True)
+            log.info("provision mode: %s", provisioner.describe())
+            task_status.started(binds)
+            await _wait_for_signal()
+            nursery.start_soon(_force_on_second_signal, nursery.cancel_scope)
+            with trio.move_on_after(settings.shutdown_timeout_s) as scope:
+                await manager.stop_all()
+                stop_http.set()
+            if scope.cancelled_caught:
+                log.warning("shutdown deadline passed; cancelling what is left")
+            nursery.cancel_scope.cancel()
+    finally:
+        with trio.CancelScope(shield=True):
+            await store.aclose()
     log.info("stopped")
+
+
+async def _wait_for_signal() -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            log.info("received %s, shutting down", signal.Signals(signum).name)
+            return
 
 
 async def _force_on_second_signal(scope: trio.CancelScope) -> None:

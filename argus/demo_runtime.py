@@ -327,8 +327,13 @@ class DemoRuntime:
             )
 
     async def turn_body(self, base: dict[str, Any], turn: dict[str, Any], text: str) -> str:
-        """The special inputs, or an echo; returns the turn status."""
-        command, _, rest = text.strip().partition(" ")
+        """The special inputs, or an echo; returns the turn status.
+
+        A special input may be any line of the text (gateway turns put project context and
+        instructions around the user's words).
+        """
+        special = next((ln for ln in text.splitlines() if ln.startswith("/")), text)
+        command, _, rest = special.strip().partition(" ")
         args = rest.split()
         if command == "/crash":
             print("demo-runtime: crashing on request", file=sys.stderr, flush=True)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 import trio
@@ -573,6 +574,14 @@ class Session:
         if conn is None:
             raise RuntimeCallError({"code": m.RUNTIME_EXITED, "message": "Runtime exited"})
         return await call_runtime(conn, self._send_line, method, params, timeout)
+
+    def workspace_path(self) -> Path | None:
+        """The session's workspace as the gateway sees it (for project context files)."""
+        return self._provisioner.workspace(self.id)[0]
+
+    def workspace_cwd(self) -> str | None:
+        """The session's workspace as its runtime sees it (``cwd`` of daemon threads)."""
+        return self._provisioner.workspace(self.id)[1]
 
     # -- reporting ---------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from quart import Response, jsonify, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
+from ..automation.engine import Automation
 from ..config import Settings
 from ..sessions.manager import SessionManager
 from . import auth
@@ -25,14 +26,13 @@ def error(status: int, code: str, detail: str) -> tuple[Response, int]:
     return jsonify({"detail": detail, "code": code}), status
 
 
-def build_http_app(settings: Settings, manager: SessionManager) -> QuartTrio:
-    """The Quart app serving every HTTP route."""
-    app = QuartTrio("argus")
-    app.config["PROVIDE_AUTOMATIC_OPTIONS"] = True
+View = Callable[..., Awaitable[Any]]
 
-    def admin(
-        view: Callable[..., Awaitable[Any]],
-    ) -> Callable[..., Awaitable[Any]]:
+
+def admin_only(settings: Settings) -> Callable[[View], View]:
+    """A decorator for admin routes: the admin token, compared in constant time, else 401."""
+
+    def admin(view: View) -> View:
         @functools.wraps(view)
         async def wrapper(*args: Any, **kwargs: Any) -> Any:
             token = auth.extract_token(
@@ -44,6 +44,17 @@ def build_http_app(settings: Settings, manager: SessionManager) -> QuartTrio:
             return await view(*args, **kwargs)
 
         return wrapper
+
+    return admin
+
+
+def build_http_app(
+    settings: Settings, manager: SessionManager, automation: Automation | None = None
+) -> QuartTrio:
+    """The Quart app serving every HTTP route."""
+    app = QuartTrio("argus")
+    app.config["PROVIDE_AUTOMATIC_OPTIONS"] = True
+    admin = admin_only(settings)
 
     @app.errorhandler(HTTPException)
     async def http_error(exc: HTTPException) -> Any:
@@ -78,4 +89,8 @@ def build_http_app(settings: Settings, manager: SessionManager) -> QuartTrio:
             return error(404, "session_not_found", "Session not found")
         return {"ok": True, "sessionId": session_id}
 
+    if automation is not None:
+        from .automation_http import add_automation_routes
+
+        add_automation_routes(app, admin, manager, automation)
     return app
