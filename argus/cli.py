@@ -35,8 +35,37 @@ over the variable. Variables without a flag:
   ARGUS_STDERR_TAIL_BYTES       runtime stderr kept for diagnostics (default 16 KiB)
   ARGUS_STOP_TIMEOUT_S          per step of stopping a runtime (default 5)
   ARGUS_SHUTDOWN_TIMEOUT_S      graceful shutdown deadline (default 10)
-See docs/operations.md for the full list.
 """
+
+FLAG_FIELDS = {
+    "host",
+    "port",
+    "insecure",
+    "provision_mode",
+    "runtime_cmd",
+    "home_host_path",
+    "workspace_host_path",
+    "log_level",
+}
+
+
+def serve_epilog() -> str:
+    """The variables above, plus every other setting, described from the Settings model.
+
+    Generated so that a new setting can never be missing from ``--help``.
+    """
+    from .config import env_name
+
+    lines = [SERVE_EPILOG]
+    for name, field in Settings.model_fields.items():
+        var = env_name(name)
+        if name in FLAG_FIELDS or var in SERVE_EPILOG:
+            continue
+        default = field.get_default(call_default_factory=False)
+        shown = "" if default is None else f" (default {default})"
+        lines.append(f"  {var:<29} {field.description or ''}{shown}\n")
+    lines.append("See docs/operations.md for the full list.\n")
+    return "".join(lines)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
         "serve",
         help="run the gateway",
         description="Run the Argus gateway: WebSocket /ws, the HTTP API, and sessions.",
-        epilog=SERVE_EPILOG,
+        epilog=serve_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     serve.add_argument("--host", help="bind address [ARGUS_HOST] (default 127.0.0.1)")

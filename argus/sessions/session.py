@@ -41,7 +41,7 @@ from .connection import (
 from .hooks import NO_HOOKS, GatewayMethodError, SessionHooks
 from .internal_calls import RuntimeCallError, call_runtime
 from .replay import Entry, ReplayBuffer
-from .subscriber import SendText, Subscriber
+from .subscriber import SendText, Subscriber, cut_off_laggards
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +157,7 @@ class Session:
             data = await runtime.receive_some(READ_CHUNK)
             # Judge lag before this chunk lands: a client is too slow when it has not
             # taken what was there before, not because one chunk arrived at once.
-            self._cut_off_laggards()
+            cut_off_laggards(self.subscribers.values(), self.settings.client_queue_bytes, self.id)
             lines = splitter.feed(data) if data else splitter.close()
             for line in lines:
                 self._handle_runtime_line(conn, line)
@@ -205,27 +205,6 @@ class Session:
         self.last_active_ms = now_ms()
         for sub in self.subscribers.values():
             sub.wake()
-
-    def _cut_off_laggards(self) -> None:
-        """Close (1013) clients whose backlog exceeds ARGUS_CLIENT_QUEUE_BYTES.
-
-        A backlog is bounded by that limit plus one read chunk; the client can resume
-        from its cursor with ``since``.
-        """
-        limit = self.settings.client_queue_bytes
-        for sub in list(self.subscribers.values()):
-            if sub.close_code is not None:
-                continue  # already on its way out
-            backlog = sub.backlog_bytes()
-            if backlog is None or backlog > limit:
-                log.warning(
-                    "client too slow, closing session=%s client=%s backlog=%s",
-                    self.id,
-                    sub.key,
-                    backlog,
-                )
-                reason = f"Client too slow; resume with since={sub.cursor}"
-                sub.request_close(1013, reason, drain=False)
 
     def _handle_runtime_line(self, conn: RuntimeConnection, line: bytes | OversizedLine) -> None:
         if isinstance(line, OversizedLine):
