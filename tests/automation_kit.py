@@ -97,9 +97,15 @@ WALL_BASE_MS = 1_795_000_000_000  # 2026-11-18: a fixed wall clock, advanced by 
 async def open_kit(home: Path, **overrides: Any) -> AsyncIterator[Kit]:
     """Store + engine + manager over in-process runtimes, served until the block ends."""
     settings = Settings(home_host_path=home, **overrides)
-    store = await open_store(home)
+    store = await open_store(home, inline=True)
     engine = Automation(settings, store)
     engine.wall_ms = lambda: WALL_BASE_MS + int(trio.current_time() * 1000)
+
+    async def inline(fn: Any, *args: Any) -> Any:
+        await trio.lowlevel.checkpoint()
+        return fn(*args)
+
+    engine.offload = inline
     manager = SessionManager(settings, InProcessProvisioner(home), hooks=engine, store=store)
     engine.manager = manager
     try:

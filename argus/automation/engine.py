@@ -91,11 +91,15 @@ class Automation(SessionHooks):
         self.start_waiters: dict[int, StartWaiter] = {}
         self.session_backoff: dict[str, tuple[int, float]] = {}
         self.last_heartbeat: dict[str, float] = {}
+        self.bootstrapped: set[str] = set()  # sessions whose workspace got the templates
         self.cron_turns: dict[str, str] = {}  # turn id -> cron run id (bounded, see below)
         self.heartbeat_wake = trio.Event()
         self.forced_heartbeats: set[str] = set()
         self.cron_wake = trio.Event()
         self.wall_ms = now_ms  # tests tie it to the trio clock
+        # File reads (project context, HEARTBEAT.md) run here; tests on the autojump clock
+        # run them inline, as a wait on a thread would let the mock clock jump.
+        self.offload: Any = trio.to_thread.run_sync
         self.active_hours: Any = None
         if settings.heartbeat_active_hours:
             from . import heartbeat
@@ -134,8 +138,12 @@ class Automation(SessionHooks):
 
     def spawn(self, fn: Any, *args: Any) -> None:
         """Run a background job under the engine (store writes from synchronous hooks)."""
-        if self._nursery is not None:
+        if self._nursery is None:
+            return
+        try:
             self._nursery.start_soon(fn, *args)
+        except RuntimeError:
+            log.debug("engine is shutting down; background job dropped: %s", fn)
 
     # -- SessionHooks: what the sessions tell us -----------------------------------------
 
@@ -174,6 +182,7 @@ class Automation(SessionHooks):
         self.main_locks.pop(session_id, None)
         self.session_backoff.pop(session_id, None)
         self.last_heartbeat.pop(session_id, None)
+        self.bootstrapped.discard(session_id)
         for lane in self.lanes.of_session(session_id):
             lane.release()
             self.lanes.lanes.pop((session_id, lane.thread_id), None)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -152,7 +153,7 @@ async def heartbeat_tick(engine: Automation, forced: set[str]) -> int:
             continue
         events = await engine.store.run(records.event_depth, session_id, main)
         workspace = session.workspace_path()
-        has_tasks = workspace is not None and await trio.to_thread.run_sync(
+        has_tasks = workspace is not None and await engine.offload(
             hb.heartbeat_has_tasks, workspace
         )
         if not events and not has_tasks:
@@ -255,9 +256,8 @@ async def run_job(engine: Automation, job: dict[str, Any], now: int) -> None:
         until = now + int(backoff_s(failures) * 1000)
         await engine.store.run(cron_records.job_failed, job_id, message, until, now)
         if recorded:
-            await engine.store.run(
-                cron_records.finish_run, run["runId"], "error", engine.wall_ms(), error=message
-            )
+            finish = partial(cron_records.finish_run, error=message)
+            await engine.store.run(finish, run["runId"], "error", engine.wall_ms())
         log.warning("cron job failed job=%s failures=%s: %s", job_id, failures, message)
 
 
@@ -288,12 +288,10 @@ async def _start_isolated_turn(
         if len(engine.cron_turns) < MAX_CRON_TURNS:
             engine.cron_turns[turn_id] = run["runId"]
     await engine.store.run(
-        cron_records.finish_run,
+        cron_records.mark_run_started,
         run["runId"],
-        "running",
-        engine.wall_ms(),
-        thread_id=thread_id,
-        turn_id=turn_id if isinstance(turn_id, str) else None,
+        thread_id,
+        turn_id if isinstance(turn_id, str) else None,
     )
 
 

@@ -12,8 +12,6 @@ import datetime as dt
 import json
 from typing import TYPE_CHECKING, Any
 
-import trio
-
 from ..store.records import SystemEvent
 
 if TYPE_CHECKING:
@@ -86,6 +84,9 @@ def read_context(engine: Automation, session: Session, *, heartbeat: bool) -> st
     workspace = session.workspace_path()
     if workspace is None:
         return ""
+    if session.id not in engine.bootstrapped:
+        prompts.bootstrap_templates(workspace)
+        engine.bootstrapped.add(session.id)
     return (
         prompts.read_project_context(
             workspace,
@@ -106,9 +107,7 @@ async def build(
     heartbeat: bool,
 ) -> list[dict[str, Any]]:
     """The ``input`` items of a gateway ``turn/start``."""
-    context = await trio.to_thread.run_sync(
-        lambda: read_context(engine, session, heartbeat=heartbeat)
-    )
+    context = await engine.offload(lambda: read_context(engine, session, heartbeat=heartbeat))
     prompt = assemble(context, text, events, heartbeat=heartbeat)
     return [{"type": "text", "text": prompt, "text_elements": []}]
 

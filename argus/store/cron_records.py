@@ -162,6 +162,17 @@ def finish_run(
     )
 
 
+def mark_run_started(
+    conn: sqlite3.Connection, run_id: str, thread_id: str, turn_id: str | None
+) -> None:
+    """An isolated run's turn started; its status moves on only if it had not ended yet."""
+    conn.execute(
+        "UPDATE cron_runs SET thread_id = ?, turn_id = ?,"
+        " status = CASE status WHEN 'starting' THEN 'running' ELSE status END WHERE run_id = ?",
+        (thread_id, turn_id, run_id),
+    )
+
+
 def job_failed(
     conn: sqlite3.Connection, job_id: str, error: str, backoff_until_ms: int, now_ms: int
 ) -> int:
