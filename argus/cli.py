@@ -120,6 +120,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level", help="debug | info | warning | error [ARGUS_LOG_LEVEL] (default info)"
     )
 
+    imp = sub.add_parser(
+        "import-state",
+        help="import the original gateway's state.json into the store",
+        description="Copy sessions, main threads, queued system events, cron jobs and "
+        "Telegram bindings from the original gateway's state.json into Argus's store. "
+        "Existing entries are kept. Restart the daemon afterwards to pick them up.",
+    )
+    imp.add_argument("state_file", help="path to state.json")
+    imp.add_argument(
+        "--home",
+        dest="home_host_path",
+        help="state directory [ARGUS_HOME_HOST_PATH] (default ~/.argus)",
+    )
+
     demo = sub.add_parser(
         "demo-runtime",
         help="run the bundled reference runtime on stdio",
@@ -184,6 +198,47 @@ def run_serve(options: argparse.Namespace) -> int:
     return 0
 
 
+def run_import_state(options: argparse.Namespace) -> int:
+    """``argus import-state FILE``: one transaction; prints what was imported as JSON."""
+    import json
+    import time
+    from pathlib import Path
+
+    import trio
+
+    from .automation.legacy_state import LegacyStateError, load
+    from .sessions.manager import valid_session_id
+    from .store.db import StoreError, open_store
+    from .store.importer import import_legacy
+
+    try:
+        settings = load_settings({"home_host_path": options.home_host_path})
+    except ConfigError as exc:
+        print(f"argus: invalid configuration: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+
+    async def run() -> dict:
+        state = await trio.to_thread.run_sync(load, Path(options.state_file))
+        store = await open_store(settings.home_host_path)
+        try:
+            now = int(time.time() * 1000)
+            mode = settings.provision_mode
+            return await store.run(import_legacy, state, mode, now, valid_session_id)
+        finally:
+            await store.aclose()
+
+    try:
+        summary = trio.run(run)
+    except LegacyStateError as exc:
+        print(f"argus: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except StoreError as exc:
+        print(f"argus: {exc}", file=sys.stderr)
+        return EXIT_STORE
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Console-script entry point."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -194,6 +249,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = build_parser().parse_args(args)
     if options.command == "serve":
         return run_serve(options)
+    if options.command == "import-state":
+        return run_import_state(options)
     return EXIT_CONFIG  # pragma: no cover - argparse enforces the choices
 
 
