@@ -29,6 +29,9 @@ Special inputs (the text of a ``turn/start``):
     write a non-JSON line and an empty line to stdout, then echo.
 ``/big BYTES``
     emit one ``demo/big`` notification of about BYTES bytes, then echo.
+``/quiet TEXT``
+    answer with TEXT as one delta, nothing else (a turn that completes at once, whatever
+    context surrounds it).
 """
 
 from __future__ import annotations
@@ -350,6 +353,9 @@ class DemoRuntime:
             await self.stream_message(
                 base, turn, [f"{i:08d}" for i in range(count)], delay=delay_ms / 1000
             )
+            return "completed"
+        if command == "/quiet":
+            await self.stream_message(base, turn, [rest.strip()])
             return "completed"
         if command == "/stderr":
             for i in range(int(args[0]) if args else 10):

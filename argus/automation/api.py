@@ -57,7 +57,6 @@ async def enqueue_input(
     source = source_of(params)
     thread_id = await target_thread(engine, session, params)
     lane = engine.lanes.get(session.id, thread_id)
-    idle = not lane.busy and not lane.worker
 
     def enqueue(conn: Any) -> tuple[int, int]:
         if source[0] and source[1]:
@@ -71,14 +70,19 @@ async def enqueue_input(
     except records.QueueFull as exc:
         raise GatewayMethodError(m.QUEUE_FULL, str(exc)) from None
     queued = {"ok": True, "threadId": thread_id, "queued": True, "started": False}
-    if not (idle and depth == 1):
+    if lane.busy or depth > 1:
         engine.wake_lane(lane)
         return {**queued, "followupDepth": depth}
+    # The lane is idle and this is its only input: it starts now; answer with the turn.
     waiter = engine.start_waiters[followup_id] = StartWaiter()
     try:
         engine.wake_lane(lane)
-        with trio.move_on_after(ENQUEUE_WAIT_S):
-            await waiter.done.wait()
+        early = engine.recent_starts.get(followup_id)
+        if early is not None:  # a running worker took it before we could register
+            waiter.started, waiter.turn_id = True, early
+        else:
+            with trio.move_on_after(ENQUEUE_WAIT_S):
+                await waiter.done.wait()
     finally:
         engine.start_waiters.pop(followup_id, None)
     if waiter.started:

@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 START_TIMEOUT_S = 120.0
 ENQUEUE_WAIT_S = 30.0
 BATCH_MAX = 50
+RECENT_STARTS = 256
 START_ERRORS = (RuntimeCallError, SessionGone, ProvisionError, trio.TooSlowError, OSError)
 GATEWAY_KINDS = frozenset({"user", "followup", "heartbeat", "cron"})
 
@@ -89,6 +90,9 @@ class Automation(SessionHooks):
         self.loaded: dict[str, tuple[int, set[str]]] = {}
         self.main_locks: dict[str, trio.Lock] = {}
         self.start_waiters: dict[int, StartWaiter] = {}
+        # follow-up id -> turn id of recent starts, for an enqueue that registers its
+        # waiter after a running worker already took the item (bounded, oldest dropped).
+        self.recent_starts: dict[int, str | None] = {}
         self.session_backoff: dict[str, tuple[int, float]] = {}
         self.last_heartbeat: dict[str, float] = {}
         self.bootstrapped: set[str] = set()  # sessions whose workspace got the templates
@@ -401,6 +405,10 @@ class Automation(SessionHooks):
             turn_id,
             len(plan.events),
         )
+        for item in followups:
+            self.recent_starts[item.id] = turn_id
+        while len(self.recent_starts) > RECENT_STARTS:
+            del self.recent_starts[next(iter(self.recent_starts))]
         if waiter is not None:
             waiter.started, waiter.turn_id = True, turn_id
             waiter.done.set()
