@@ -134,6 +134,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="state directory [ARGUS_HOME_HOST_PATH] (default ~/.argus)",
     )
 
+    node = sub.add_parser(
+        "node-host",
+        help="offer this machine's commands to a gateway (see argus node-host --help)",
+        add_help=False,
+    )
+    node.add_argument("args", nargs=argparse.REMAINDER, help="options of the node-host")
+
     demo = sub.add_parser(
         "demo-runtime",
         help="run the bundled reference runtime on stdio",
@@ -242,6 +249,10 @@ def run_import_state(options: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Console-script entry point."""
     args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["node-host"]:
+        from .nodes.host import main as node_host_main
+
+        return node_host_main(args[1:])
     if args[:1] == ["demo-runtime"]:
         from .demo_runtime import main as demo_main
 

@@ -91,6 +91,20 @@ class Settings(BaseModel):
     prompt_file_max_bytes: int = Field(32 * 1024, ge=256, description="Cap per context file.")
     prompt_total_max_bytes: int = Field(96 * 1024, ge=1024, description="Cap for the context.")
     cron_run_history: int = Field(50, ge=1, le=10_000, description="Runs kept per cron job.")
+    # -- nodes and MCP (issue 5) -----------------------------------------------------------
+    node_token: SecretStr | None = Field(
+        None, description="Token devices use on /nodes/ws; unset = the admin token."
+    )
+    node_allow: str | None = Field(
+        None, description="Nodes sessions may reach: 'mac' (all sessions) or 'SESSION/mac'."
+    )
+    node_invoke_max_ms: int = Field(
+        300_000, ge=1000, le=3_600_000, description="Longest wait for one node invoke."
+    )
+    mcp_session_ttl_s: float = Field(3600.0, gt=0, description="Idle MCP sessions expire.")
+    runtime_node: bool = Field(
+        True, description="Run an argus node-host beside each local runtime (runtime:<id>)."
+    )
 
     @field_validator("home_host_path", "workspace_host_path")
     @classmethod
@@ -109,7 +123,7 @@ class Settings(BaseModel):
             return tuple(o.strip().rstrip("/") for o in value.split(",") if o.strip())
         return value
 
-    @field_validator("token", mode="before")
+    @field_validator("token", "node_token", mode="before")
     @classmethod
     def _empty_token_is_none(cls, value: Any) -> Any:
         # Stripped like the Authorization header it is compared with.
@@ -128,6 +142,11 @@ class Settings(BaseModel):
     def admin_token(self) -> str | None:
         """The admin token in clear, for the auth module only (never log it)."""
         return self.token.get_secret_value() if self.token is not None else None
+
+    @property
+    def node_token_value(self) -> str | None:
+        """The node token in clear (never log it)."""
+        return self.node_token.get_secret_value() if self.node_token is not None else None
 
     @property
     def binds_loopback_only(self) -> bool:
@@ -197,7 +216,7 @@ def load_settings(
             field = str(err["loc"][0]) if err["loc"] else "?"
             where = sources.get(field, env_name(field))
             given = values.get(field)
-            shown = "" if field == "token" else f" (got {given!r})"
+            shown = "" if field in ("token", "node_token") else f" (got {given!r})"
             problems.append(f"{where}: {err['msg']}{shown}")
         raise ConfigError("; ".join(problems)) from None
     if not settings.binds_loopback_only and settings.token is None and not settings.insecure:

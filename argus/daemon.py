@@ -25,16 +25,25 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
+from .automation.cron_api import make_cron_provider
 from .automation.engine import Automation
 from .config import ConfigError, Settings
-from .provision.base import Provisioner
+from .nodes.events import make_event_handler
+from .nodes.mcp import McpServer, add_mcp_routes
+from .nodes.registry import NodeRegistry
+from .nodes.scope import Scopes, parse_allow_list
+from .nodes.tools import NodeTools
+from .nodes.ws import NodesEndpoint
+from .provision.base import GatewayLink, Provisioner
 from .provision.local import LocalProvisioner
 from .provision.tcp import TcpProvisioner
 from .sessions.manager import SessionManager
 from .store.db import open_store
+from .tokens import gateway_secret
 from .web import stallguard
 from .web.asgi import ArgusAsgi
-from .web.http import build_http_app
+from .web.http import admin_only, build_http_app
+from .web.nodes_http import add_nodes_routes
 from .web.ws import WsEndpoint
 
 log = logging.getLogger(__name__)
@@ -86,12 +95,30 @@ def check_settings(settings: Settings) -> None:
 
 
 def build_asgi(
-    settings: Settings, manager: SessionManager, automation: Automation | None = None
-) -> ArgusAsgi:
-    """The ASGI app: raw /ws plus the Quart HTTP API."""
-    return ArgusAsgi(
-        build_http_app(settings, manager, automation), {"/ws": WsEndpoint(settings, manager)}
+    settings: Settings,
+    manager: SessionManager,
+    automation: Automation | None = None,
+    secret: str = "",
+) -> tuple[ArgusAsgi, NodeRegistry]:
+    """The ASGI app (raw /ws and /nodes/ws, the Quart HTTP API with /mcp) and the registry."""
+    registry = NodeRegistry(settings.node_invoke_max_ms)
+    scopes = Scopes(
+        settings.admin_token,
+        settings.node_token_value,
+        secret,
+        parse_allow_list(settings.node_allow),
     )
+    tools = NodeTools(registry, scopes, make_cron_provider(automation) if automation else None)
+    http_app = build_http_app(settings, manager, automation)
+    add_nodes_routes(http_app, admin_only(settings), registry)
+    add_mcp_routes(
+        http_app, McpServer(tools, settings.mcp_session_ttl_s), scopes, settings.allowed_origins
+    )
+    ws_routes = {
+        "/ws": WsEndpoint(settings, manager),
+        "/nodes/ws": NodesEndpoint(registry, scopes, make_event_handler(automation)),
+    }
+    return ArgusAsgi(http_app, ws_routes), registry
 
 
 def tune_gc() -> None:
@@ -113,16 +140,16 @@ async def serve(
     tune_gc()
     provisioner = make_provisioner(settings)
     store = await open_store(settings.home_host_path)
+    secret = await trio.to_thread.run_sync(gateway_secret, settings)
     automation = Automation(settings, store)
     manager = SessionManager(settings, provisioner, hooks=automation, store=store)
     automation.manager = manager
-    app = build_asgi(settings, manager, automation)
+    app, _registry = build_asgi(settings, manager, automation, secret)
     stallguard.install()
     stop_http = trio.Event()
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(manager.serve)
-            await nursery.start(automation.serve)
             binds = await nursery.start(
                 partial(
                     hypercorn_serve,
@@ -134,6 +161,9 @@ async def serve(
             for bind in binds:
                 # Printed whatever the log level: users and scripts read the bound port here.
                 print(f"argus: listening on {bind}", file=sys.stderr, flush=True)
+            provisioner.gateway = GatewayLink(loopback_url(binds[0]), secret)
+            # Automation starts once runtimes can reach the gateway (their node-host, MCP).
+            await nursery.start(automation.serve)
             log.info("provision mode: %s", provisioner.describe())
             task_status.started(binds)
             await _wait_for_signal()
@@ -148,6 +178,17 @@ async def serve(
         with trio.CancelScope(shield=True):
             await store.aclose()
     log.info("stopped")
+
+
+def loopback_url(bind: str) -> str:
+    """How a local runtime reaches the gateway: the bound URL, a wildcard host made loopback."""
+    scheme, _, rest = bind.partition("://")
+    host, _, port = rest.rpartition(":")
+    if host in ("0.0.0.0", ""):
+        host = "127.0.0.1"
+    elif host in ("[::]", "::"):
+        host = "[::1]"
+    return f"{scheme}://{host}:{port}"
 
 
 async def _wait_for_signal() -> None:

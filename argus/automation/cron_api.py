@@ -101,3 +101,27 @@ async def call(engine: Automation, session: Session, action: str, params: dict[s
         runs = await engine.store.run(cron_records.list_runs, job_id.strip(), 50)
         return {"ok": True, "jobId": job_id.strip(), "runs": runs}
     raise GatewayMethodError(m.METHOD_NOT_FOUND, f"Method not found: argus/cron/{action}")
+
+
+def make_cron_provider(engine: Automation) -> Any:
+    """The MCP ``cron`` tool's backend: one session's jobs (ValueError for a bad request)."""
+
+    async def provider(session_id: str, action: str, args: dict[str, Any]) -> dict[str, Any]:
+        try:
+            if action == "list":
+                return {"ok": True, "jobs": await list_jobs(engine, session_id)}
+            if action == "add":
+                job = args.get("job")
+                if not isinstance(job, dict):
+                    raise ValueError("action=add needs 'job': an object")
+                return {"ok": True, "job": await add_job(engine, session_id, job)}
+            job_id = args.get("jobId")
+            if not isinstance(job_id, str) or not job_id.strip():
+                raise ValueError("action=remove needs 'jobId'")
+            if not await remove_job(engine, session_id, job_id.strip()):
+                raise ValueError(f"no job {job_id} in this session")
+            return {"ok": True, "jobId": job_id.strip()}
+        except GatewayMethodError as exc:
+            raise ValueError(exc.message) from None
+
+    return provider

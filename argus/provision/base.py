@@ -54,10 +54,36 @@ class Runtime(abc.ABC):
         """Wait for the runtime to end, after its output reached EOF."""
 
 
+@dataclass(frozen=True)
+class GatewayLink:
+    """How a runtime reaches the gateway back: its URL and the key session tokens derive from.
+
+    Set by the daemon once HTTP is bound. A runtime gets only its session's derived token
+    (``argus.tokens``), never the admin token.
+    """
+
+    http_url: str
+    secret: str
+
+    def session_env(self, session_id: str) -> dict[str, str]:
+        """What a session's runtime and node-host need to call the gateway back."""
+        from ..tokens import derive_session_token
+
+        token = derive_session_token(self.secret, session_id)
+        ws_url = "ws" + self.http_url[len("http") :]
+        return {
+            "ARGUS_SESSION_TOKEN": token,
+            "ARGUS_MCP_URL": self.http_url + "/mcp",
+            "ARGUS_MCP_TOKEN": token,
+            "ARGUS_NODE_WS_URL": ws_url + "/nodes/ws",
+        }
+
+
 class Provisioner(abc.ABC):
     """Starts runtimes for sessions. One instance per daemon; ``mode`` names it."""
 
     mode: str
+    gateway: GatewayLink | None = None
 
     @abc.abstractmethod
     def open_runtime(self, session_id: str) -> AbstractAsyncContextManager[Runtime]:

@@ -25,7 +25,15 @@ from pathlib import Path
 import trio
 
 from ..config import Settings
-from .base import ExitStatus, Provisioner, ProvisionError, Runtime, StderrTail, drain_into
+from .base import (
+    ExitStatus,
+    GatewayLink,
+    Provisioner,
+    ProvisionError,
+    Runtime,
+    StderrTail,
+    drain_into,
+)
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +43,80 @@ def demo_runtime_command() -> str:
     return f"{shlex.quote(sys.executable)} -m argus.demo_runtime"
 
 
-def runtime_environment(session_id: str, home: Path) -> dict[str, str]:
-    """The child's environment: the daemon's, minus every ARGUS_* secret, plus its own."""
+def runtime_environment(
+    session_id: str, home: Path, link: GatewayLink | None = None
+) -> dict[str, str]:
+    """The child's environment: the daemon's, minus every ARGUS_* secret, plus its own.
+
+    With a gateway link it also gets the session's own token and where to use it
+    (``ARGUS_MCP_URL``/``ARGUS_MCP_TOKEN`` for an MCP client such as codex).
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith("ARGUS_")}
     env["HOME"] = str(home)
     env["ARGUS_SESSION_ID"] = session_id
+    if link is not None:
+        env.update(link.session_env(session_id))
     return env
+
+
+def node_host_command(session_id: str, state_dir: Path) -> list[str]:
+    """The command line of a session's runtime node (``runtime:<sid>``)."""
+    return [
+        sys.executable,
+        "-m",
+        "argus",
+        "node-host",
+        "--node-id",
+        f"runtime:{session_id}",
+        "--display-name",
+        f"runtime-{session_id}",
+        "--state-dir",
+        str(state_dir),
+    ]
+
+
+def node_host_environment(session_id: str, home: Path, link: GatewayLink) -> dict[str, str]:
+    """The node-host's environment: the session token as its node token, nothing else secret."""
+    env = runtime_environment(session_id, home, link)
+    env["ARGUS_NODE_TOKEN"] = env["ARGUS_SESSION_TOKEN"]
+    return env
+
+
+async def supervise_node_host(
+    session_id: str, home: Path, workspace: Path, link: GatewayLink, stop_timeout: float
+) -> None:
+    """Run the session's node-host until cancelled, restarting it (with backoff) if it dies."""
+    delay = 1.0
+    log_path = home / "node-host.log"
+    while True:
+        log_file = await trio.to_thread.run_sync(lambda: open(log_path, "wb"))
+        started = trio.current_time()
+        try:
+            process = await trio.lowlevel.open_process(
+                node_host_command(session_id, home / "node-host"),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=log_file,
+                cwd=str(workspace),
+                env=node_host_environment(session_id, home, link),
+                start_new_session=True,
+            )
+        except OSError as exc:
+            log.warning("cannot start node-host session=%s: %s", session_id, exc)
+            process = None
+        finally:
+            await trio.to_thread.run_sync(log_file.close)
+        if process is not None:
+            try:
+                await process.wait()
+            finally:
+                with trio.CancelScope(shield=True):
+                    await stop_process(process, stop_timeout)
+            log.warning("node-host exited session=%s code=%s", session_id, process.returncode)
+        if trio.current_time() - started > 30:
+            delay = 1.0
+        await trio.sleep(delay)
+        delay = min(30.0, delay * 2)
 
 
 class LocalRuntime(Runtime):
@@ -143,7 +219,7 @@ class LocalProvisioner(Provisioner):
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 cwd=str(workspace),
-                env=runtime_environment(session_id, home),
+                env=runtime_environment(session_id, home, self.gateway),
                 start_new_session=True,
             )
         except OSError as exc:
@@ -154,6 +230,15 @@ class LocalProvisioner(Provisioner):
             async with trio.open_nursery() as nursery:
                 assert process.stderr is not None
                 nursery.start_soon(drain_into, process.stderr, tail)
+                if self.settings.runtime_node and self.gateway is not None:
+                    nursery.start_soon(
+                        supervise_node_host,
+                        session_id,
+                        home,
+                        workspace,
+                        self.gateway,
+                        self.settings.stop_timeout_s,
+                    )
                 try:
                     yield LocalRuntime(process, tail)
                 finally:
