@@ -196,3 +196,23 @@ async def test_every_session_has_its_runtime_node(tmp_path: Path) -> None:
 
 def _unused(daemon: Daemon) -> None:  # pragma: no cover - keeps the import for type hints
     del daemon
+
+
+async def test_a_finished_background_job_reaches_the_agent(tmp_path: Path) -> None:
+    with trio.fail_after(60):
+        async with run_daemon(tmp_path / "home", env={"ARGUS_TOKEN": ADMIN}) as daemon:
+            async with connect(daemon, headers=HEADERS) as client, daemon.http(ADMIN) as http:
+                node = f"runtime:{client.id}"
+                await wait_node(http, node)
+                script = "sleep 0.5; echo all-done"
+                job = await invoke(
+                    http, node, "system.run", {"argv": ["sh", "-c", script], "yieldMs": 50}
+                )
+                assert job["payload"]["running"] is True
+                result = await client.recv_until(
+                    lambda m: m.get("method") == "argus/turn/result", timeout=30
+                )
+    text = result["params"]["text"]
+    assert result["params"]["kind"] == "heartbeat"
+    assert "Background process finished." in text and f"jobId: {job['payload']['jobId']}" in text
+    assert "all-done" in text and "[process at=" in text
