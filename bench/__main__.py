@@ -10,7 +10,7 @@ import argparse
 import importlib.util
 from typing import Any
 
-from bench import argus_bench, automation_bench
+from bench import argus_bench, automation_bench, nodes_bench
 
 Row = dict[str, Any]
 
@@ -88,17 +88,22 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small counts, 2 runs")
     parser.add_argument("--no-ceiling", action="store_true", help="skip the stack ceiling")
     parser.add_argument(
-        "--only", nargs="*", default=None, help="only these groups: ceiling core automation"
+        "--only",
+        nargs="*",
+        default=None,
+        help="only these groups: ceiling core automation nodes",
     )
     options = parser.parse_args()
     rows: list[Row] = []
-    groups = set(options.only or ("ceiling", "core", "automation"))
+    groups = set(options.only or ("ceiling", "core", "automation", "nodes"))
     if not options.no_ceiling and "ceiling" in groups:
         rows += ceiling_rows(options.quick)
     if "core" in groups:
         rows += argus_bench.run(quick=options.quick)
     if "automation" in groups:
         rows += automation_bench.run(quick=options.quick)
+    if "nodes" in groups:
+        rows += nodes_bench.run(quick=options.quick)
     print(f"{'bench':<9} {'case':<40} {'value':>14} unit")
     for row in rows:
         extra = ""
