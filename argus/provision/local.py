@@ -157,15 +157,19 @@ class LocalRuntime(Runtime):
 
 
 async def stop_process(process: trio.Process, timeout: float) -> None:
-    """Close stdin, then SIGTERM, then SIGKILL the process group, each step bounded."""
+    """Close stdin, then SIGTERM, then SIGKILL the process group, each step bounded.
+
+    A process without a stdin pipe (the node-host) has no polite first step: it gets
+    SIGTERM at once.
+    """
     if process.returncode is not None:
         return
     if process.stdin is not None:
         with trio.move_on_after(timeout / 5):
             await process.stdin.aclose()
-    with trio.move_on_after(timeout):
-        await process.wait()
-        return
+        with trio.move_on_after(timeout):
+            await process.wait()
+            return
     for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
             os.killpg(process.pid, sig)
