@@ -134,6 +134,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="state directory [ARGUS_HOME_HOST_PATH] (default ~/.argus)",
     )
 
+    bridge = sub.add_parser(
+        "bridge",
+        help="run one runtime behind a replayable stream (started by the gateway)",
+        add_help=False,
+    )
+    bridge.add_argument("args", nargs=argparse.REMAINDER, help="options of the bridge")
+
     node = sub.add_parser(
         "node-host",
         help="offer this machine's commands to a gateway (see argus node-host --help)",
@@ -249,6 +256,10 @@ def run_import_state(options: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Console-script entry point."""
     args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["bridge"]:
+        from .bridge.server import main as bridge_main
+
+        return bridge_main(args[1:])
     if args[:1] == ["node-host"]:
         from .nodes.host import main as node_host_main
 

@@ -91,6 +91,13 @@ class Settings(BaseModel):
     prompt_file_max_bytes: int = Field(32 * 1024, ge=256, description="Cap per context file.")
     prompt_total_max_bytes: int = Field(96 * 1024, ge=1024, description="Cap for the context.")
     cron_run_history: int = Field(50, ge=1, le=10_000, description="Runs kept per cron job.")
+    # -- runtime bridge (issue 3) ---------------------------------------------------------
+    local_detach: bool = Field(
+        True, description="Run local runtimes under a detached argus bridge (survive restarts)."
+    )
+    bridge_ring_bytes: int = Field(
+        16 * MiB, ge=1 * MiB, description="Runtime output a bridge keeps for a returning gateway."
+    )
     # -- nodes and MCP (issue 5) -----------------------------------------------------------
     node_token: SecretStr | None = Field(
         None, description="Token devices use on /nodes/ws; unset = the admin token."

@@ -162,6 +162,7 @@ async def serve(
                 # Printed whatever the log level: users and scripts read the bound port here.
                 print(f"argus: listening on {bind}", file=sys.stderr, flush=True)
             provisioner.gateway = GatewayLink(loopback_url(binds[0]), secret)
+            await manager.readopt_live()
             # Automation starts once runtimes can reach the gateway (their node-host, MCP).
             await nursery.start(automation.serve)
             log.info("provision mode: %s", provisioner.describe())

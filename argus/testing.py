@@ -122,3 +122,25 @@ async def run_daemon(
     finally:
         if process.returncode is None:
             process.kill()
+        await trio.to_thread.run_sync(kill_bridges, home)
+
+
+def kill_bridges(home: Path) -> None:
+    """Stop the detached runtime bridges a test daemon left under ``home`` (their groups).
+
+    Bridges outlive their gateway by design; a test must not leave them behind.
+    """
+    import json
+
+    for pid_file in home.glob("sessions/*/bridge.json"):
+        try:
+            info = json.loads(pid_file.read_text())
+        except (OSError, ValueError):
+            continue
+        for key in ("runtimePid", "pid"):
+            pid = info.get(key)
+            if isinstance(pid, int):
+                try:
+                    os.killpg(pid, signal.SIGKILL)
+                except OSError:
+                    continue

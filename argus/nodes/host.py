@@ -103,6 +103,7 @@ class NodeHost:
         self.allow: list[str] = options.allow or []
         self.deny: list[str] = options.deny or []
         self.state_dir = Path(options.state_dir)
+        self.exit_with_parent: bool = options.exit_with_parent
         self.events: collections.deque[dict[str, Any]] = collections.deque()
         self.ws: Any = None
         self.send_lock = trio.Lock()
@@ -120,6 +121,8 @@ class NodeHost:
         delay = BACKOFF_MIN_S
         async with trio.open_nursery() as nursery:
             self.nursery = nursery  # jobs outlive connections
+            if self.exit_with_parent:
+                nursery.start_soon(self._watch_parent, nursery.cancel_scope)
             while True:
                 started = trio.current_time()
                 try:
@@ -133,6 +136,16 @@ class NodeHost:
                 log.warning("gateway connection lost (%s); retrying in %.1fs", reason, wait)
                 await trio.sleep(wait)
                 delay = min(BACKOFF_MAX_S, delay * 2)
+
+    async def _watch_parent(self, scope: trio.CancelScope) -> None:
+        """A supervised node-host ends when its supervisor is gone (it was re-parented)."""
+        parent = os.getppid()
+        while True:
+            await trio.sleep(1.0)
+            if os.getppid() != parent:
+                break
+        log.warning("supervisor is gone; exiting")
+        scope.cancel()
 
     async def _connect_once(self) -> None:
         headers = [("Authorization", f"Bearer {self.token}")] if self.token else []
@@ -448,6 +461,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         metavar="PATTERN",
         help="never run executables matching PATTERN (repeatable; wins over --allow)",
+    )
+    parser.add_argument(
+        "--exit-with-parent",
+        action="store_true",
+        help="exit when the process that started this one is gone (used by supervisors)",
     )
     return parser
 

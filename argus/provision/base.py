@@ -93,6 +93,14 @@ class Provisioner(abc.ABC):
         """One line for the start-up log: what a new session will run."""
         return self.mode
 
+    async def live_sessions(self, session_ids: list[str]) -> list[str]:
+        """Which of these sessions still have a runtime running (a bridge, a container).
+
+        The manager re-adopts them at start-up, so output produced while the gateway was
+        away reaches the replay log and automation at once, not at the next attach.
+        """
+        return []
+
     def workspace(self, session_id: str) -> tuple[Path | None, str | None]:
         """The session's workspace as (the gateway sees it, the runtime sees it).
 

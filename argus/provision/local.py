@@ -34,6 +34,7 @@ from .base import (
     StderrTail,
     drain_into,
 )
+from .nodehost import supervise
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,7 @@ def node_host_command(session_id: str, state_dir: Path) -> list[str]:
         f"runtime-{session_id}",
         "--state-dir",
         str(state_dir),
+        "--exit-with-parent",
     ]
 
 
@@ -85,38 +87,14 @@ def node_host_environment(session_id: str, home: Path, link: GatewayLink) -> dic
 async def supervise_node_host(
     session_id: str, home: Path, workspace: Path, link: GatewayLink, stop_timeout: float
 ) -> None:
-    """Run the session's node-host until cancelled, restarting it (with backoff) if it dies."""
-    delay = 1.0
-    log_path = home / "node-host.log"
-    while True:
-        log_file = await trio.to_thread.run_sync(lambda: open(log_path, "wb"))
-        started = trio.current_time()
-        try:
-            process = await trio.lowlevel.open_process(
-                node_host_command(session_id, home / "node-host"),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=log_file,
-                cwd=str(workspace),
-                env=node_host_environment(session_id, home, link),
-                start_new_session=True,
-            )
-        except OSError as exc:
-            log.warning("cannot start node-host session=%s: %s", session_id, exc)
-            process = None
-        finally:
-            await trio.to_thread.run_sync(log_file.close)
-        if process is not None:
-            try:
-                await process.wait()
-            finally:
-                with trio.CancelScope(shield=True):
-                    await stop_process(process, stop_timeout)
-            log.warning("node-host exited session=%s code=%s", session_id, process.returncode)
-        if trio.current_time() - started > 30:
-            delay = 1.0
-        await trio.sleep(delay)
-        delay = min(30.0, delay * 2)
+    """Run the session's node-host beside its runtime until cancelled (restarted if it dies)."""
+    await supervise(
+        node_host_command(session_id, home / "node-host"),
+        node_host_environment(session_id, home, link),
+        workspace,
+        home / "node-host.log",
+        stop_timeout,
+    )
 
 
 class LocalRuntime(Runtime):
@@ -206,6 +184,26 @@ class LocalProvisioner(Provisioner):
 
     @asynccontextmanager
     async def open_runtime(self, session_id: str) -> AsyncIterator[Runtime]:
+        """The session's runtime: under a detached bridge, or a plain child process."""
+        if self.settings.local_detach and self.gateway is not None:
+            from .bridged import open_bridged_runtime
+
+            async with open_bridged_runtime(self, session_id) as runtime:
+                yield runtime
+            return
+        async with self._open_child(session_id) as runtime:
+            yield runtime
+
+    async def live_sessions(self, session_ids: list[str]) -> list[str]:
+        """Sessions whose detached bridge is still running (to re-adopt at start-up)."""
+        if not self.settings.local_detach:
+            return []
+        from .bridged import bridge_is_live
+
+        return [sid for sid in session_ids if await bridge_is_live(self, sid)]
+
+    @asynccontextmanager
+    async def _open_child(self, session_id: str) -> AsyncIterator[Runtime]:
         """Spawn the runtime; on exit stop it (stdin close, SIGTERM, SIGKILL)."""
         home = self.session_home(session_id)
         workspace = self.workspace(session_id)[0]

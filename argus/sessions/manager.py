@@ -16,7 +16,7 @@ from typing import Any
 import trio
 
 from ..config import Settings
-from ..provision.base import Provisioner
+from ..provision.base import Provisioner, ProvisionError
 from ..store import records
 from ..store.db import Store
 from .hooks import NO_HOOKS, SessionHooks
@@ -78,6 +78,23 @@ class SessionManager:
         if self.sessions:
             log.info("sessions restored from the store count=%s", len(self.sessions))
 
+    async def readopt_live(self) -> None:
+        """Reconnect, in the background, to runtimes that kept running while we were away.
+
+        Called by the daemon once runtimes can reach the gateway (after HTTP is bound).
+        """
+        assert self._nursery is not None
+        for session_id in await self.provisioner.live_sessions(list(self.sessions)):
+            self._nursery.start_soon(self._readopt, self.sessions[session_id])
+
+    async def _readopt(self, session: Session) -> None:
+        """Reconnect to a runtime that kept running while the gateway was away."""
+        try:
+            await session.ensure_running()
+            log.info("runtime re-adopted session=%s", session.id)
+        except (ProvisionError, SessionGone) as exc:
+            log.warning("cannot re-adopt runtime session=%s: %s", session.id, exc)
+
     def get(self, session_id: str) -> Session | None:
         """The live session with this id, if any."""
         return self.sessions.get(session_id)
@@ -119,11 +136,15 @@ class SessionManager:
         return True
 
     async def stop_all(self, reason: str = "Server shutting down") -> None:
-        """Graceful shutdown: every client gets 1001 and every runtime is stopped."""
+        """Graceful shutdown: every client gets 1001; bridged runtimes keep running.
+
+        A detached runtime (bridge, container) carries on with its turns and is adopted by
+        the next gateway; a plain child process is stopped.
+        """
         sessions = list(self.sessions.values())
         self.sessions.clear()
         for session in sessions:
-            session.stop(1001, reason)
+            session.stop(1001, reason, keep_runtime=True)
         for session in sessions:
             await session.finished.wait()
 

@@ -31,6 +31,7 @@ from ..protocol import messages as m
 from ..protocol.framing import LineSplitter, OversizedLine
 from ..protocol.handshake import Decision
 from ..provision.base import ExitStatus, Provisioner, ProvisionError, Runtime
+from . import numbered
 from .connection import (
     HandshakeWaiter,
     Inflight,
@@ -92,6 +93,9 @@ class Session:
         self._stopping = False
         self._unattended_from: int | None = None
         self._noise_logged = 0
+        self._keep_runtime = False
+        self.bridge_instance: str | None = None  # the bridge this log's numbers come from
+        self.bridge_base = 0
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -112,9 +116,17 @@ class Session:
             self._conn = None
             self.finished.set()
 
-    def stop(self, code: int = 1001, reason: str = "Session stopped") -> None:
-        """Close every client with ``code`` and stop the runtime (asynchronously)."""
+    def stop(
+        self, code: int = 1001, reason: str = "Session stopped", *, keep_runtime: bool = False
+    ) -> None:
+        """Close every client with ``code`` and stop the runtime (asynchronously).
+
+        ``keep_runtime`` (gateway shutdown) leaves a bridged runtime running for the next
+        gateway to adopt; a plain child process stops either way.
+        """
         self._stopping = True
+        if keep_runtime and self._conn is not None:
+            self._conn.runtime.stop_on_close = False  # type: ignore[attr-defined]
         for sub in list(self.subscribers.values()):
             sub.request_close(code, reason, drain=False)
         self._stop_requested.set()
@@ -135,14 +147,18 @@ class Session:
         conn: RuntimeConnection | None = None
         try:
             async with self._provisioner.open_runtime(self.id) as runtime:
-                self.runtime_info = dict(runtime.info)
                 conn = RuntimeConnection(runtime)
+                backlog = await numbered.adopt(self, runtime, conn) if conn.numbered else 0
+                self.runtime_info = dict(runtime.info)
                 self._conn = conn
                 self._noise_logged = 0
                 self.runtime_generation += 1
                 self.hooks.on_runtime_started(self)
+                splitter = LineSplitter(self.settings.jsonl_line_limit_bytes)
+                if backlog > self.replay.last_seq:
+                    await self._read_runtime(runtime, conn, splitter, until=backlog)
                 task_status.started()
-                await self._read_runtime(runtime, conn)
+                await self._read_runtime(runtime, conn, splitter)
                 with trio.move_on_after(self.settings.stop_timeout_s):
                     status = await runtime.wait_exit()
         finally:
@@ -151,16 +167,25 @@ class Session:
                 if self._conn is conn:
                     self._on_runtime_exit(conn, status)
 
-    async def _read_runtime(self, runtime: Runtime, conn: RuntimeConnection) -> None:
-        splitter = LineSplitter(self.settings.jsonl_line_limit_bytes)
-        while True:
+    async def _read_runtime(
+        self,
+        runtime: Runtime,
+        conn: RuntimeConnection,
+        splitter: LineSplitter,
+        until: int | None = None,
+    ) -> None:
+        """Route runtime output until EOF (or, catching up, until ``seq`` reaches ``until``)."""
+        while until is None or self.replay.last_seq < until:
             data = await runtime.receive_some(READ_CHUNK)
             # Judge lag before this chunk lands: a client is too slow when it has not
             # taken what was there before, not because one chunk arrived at once.
             cut_off_laggards(self.subscribers.values(), self.settings.client_queue_bytes, self.id)
             lines = splitter.feed(data) if data else splitter.close()
             for line in lines:
+                before = self.replay.last_seq
                 self._handle_runtime_line(conn, line)
+                if conn.numbered and self.replay.last_seq == before:
+                    self.replay.append("", directed=True)  # keep seq = base + line number
             self._after_batch()
             if not data:
                 return
@@ -540,11 +565,19 @@ class Session:
         if req_id is not None:
             self._reply(sub, m.result_response(req_id, result))
 
-    def note(self, method: str, params: dict[str, Any]) -> int:
-        """Broadcast a gateway-made notification to every client; returns its ``seq``."""
-        entry = self._broadcast(m.notification(method, params))
+    def note(self, method: str, params: dict[str, Any]) -> None:
+        """Broadcast a gateway-made notification to every client.
+
+        With a bridged runtime the bridge numbers it into the runtime's stream (it comes
+        back as a line), so it keeps its number across a gateway restart too.
+        """
+        text = m.notification(method, params)
+        conn = self._conn
+        if conn is not None and conn.numbered and not conn.closed and self._nursery:
+            self._nursery.start_soon(conn.runtime.send_note, text.encode())  # type: ignore[attr-defined]
+            return
+        self._broadcast(text)
         self._after_batch()
-        return entry.seq
 
     async def call(self, method: str, params: Any, *, timeout: float = 120.0) -> Any:
         """Make a request to the runtime as the gateway itself (automation uses this)."""
