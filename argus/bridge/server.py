@@ -432,11 +432,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if os.getpgrp() != os.getpid():
+        os.setsid()  # its own process group: stopping it never reaches whoever started it
     bridge = Bridge(options)
-    if options.pid_file:
-        Path(options.pid_file).write_text(
-            json.dumps({"pid": os.getpid(), "instance": bridge.instance})
-        )
+    bridge.write_pid_file()
     try:
         trio.run(bridge.serve)
     except KeyboardInterrupt:

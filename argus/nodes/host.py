@@ -103,7 +103,7 @@ class NodeHost:
         self.allow: list[str] = options.allow or []
         self.deny: list[str] = options.deny or []
         self.state_dir = Path(options.state_dir)
-        self.exit_with_parent: bool = options.exit_with_parent
+        self.parent_pid: int | None = options.parent_pid
         self.events: collections.deque[dict[str, Any]] = collections.deque()
         self.ws: Any = None
         self.send_lock = trio.Lock()
@@ -121,7 +121,7 @@ class NodeHost:
         delay = BACKOFF_MIN_S
         async with trio.open_nursery() as nursery:
             self.nursery = nursery  # jobs outlive connections
-            if self.exit_with_parent:
+            if self.parent_pid is not None:
                 nursery.start_soon(self._watch_parent, nursery.cancel_scope)
             while True:
                 started = trio.current_time()
@@ -139,11 +139,10 @@ class NodeHost:
 
     async def _watch_parent(self, scope: trio.CancelScope) -> None:
         """A supervised node-host ends when its supervisor is gone (it was re-parented)."""
-        parent = os.getppid()
-        while True:
-            await trio.sleep(1.0)
-            if os.getppid() != parent:
+        while True:  # no event tells us; poll once a second
+            if os.getppid() != self.parent_pid:
                 break
+            await trio.sleep(1.0)
         log.warning("supervisor is gone; exiting")
         scope.cancel()
 
@@ -463,9 +462,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="never run executables matching PATTERN (repeatable; wins over --allow)",
     )
     parser.add_argument(
-        "--exit-with-parent",
-        action="store_true",
-        help="exit when the process that started this one is gone (used by supervisors)",
+        "--parent-pid",
+        type=int,
+        help="exit when this process is no longer our parent (set by supervisors)",
     )
     return parser
 

@@ -73,7 +73,6 @@ def node_host_command(session_id: str, state_dir: Path) -> list[str]:
         f"runtime-{session_id}",
         "--state-dir",
         str(state_dir),
-        "--exit-with-parent",
     ]
 
 

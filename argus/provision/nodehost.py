@@ -24,8 +24,11 @@ async def supervise(
 
     Its stderr goes to ``log_path``, truncated at each start (bounded by one run's output).
     """
+    import os
+
     from .local import stop_process
 
+    cmd = [*cmd, "--parent-pid", str(os.getpid())]  # it exits if we are gone
     delay = BACKOFF_MIN_S
     while True:
         started = trio.current_time()

@@ -40,6 +40,9 @@ def admin_only(settings: Settings) -> Callable[[View], View]:
                 {k: request.args.getlist(k) for k in ("token",) if k in request.args},
             )
             if not auth.token_matches(settings.admin_token, token):
+                # Read (and drop) the body first: answering before it was read can leave
+                # its bytes on a keep-alive connection, where they stall the next request.
+                await request.get_data()
                 return error(401, "unauthorized", "Unauthorized")
             return await view(*args, **kwargs)
 
@@ -54,6 +57,7 @@ def build_http_app(
     """The Quart app serving every HTTP route."""
     app = QuartTrio("argus")
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = True
+    app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024  # API bodies are small; larger: 413
     admin = admin_only(settings)
 
     @app.errorhandler(HTTPException)
