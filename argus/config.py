@@ -98,6 +98,24 @@ class Settings(BaseModel):
     bridge_ring_bytes: int = Field(
         16 * MiB, ge=1 * MiB, description="Runtime output a bridge keeps for a returning gateway."
     )
+    # -- docker provisioner (issue 3) -----------------------------------------------------
+    runtime_image: str = Field("argus-runtime", description="Image of session containers.")
+    container_prefix: str = Field("argus", description="Containers are named PREFIX-<session>.")
+    docker_network: str | None = Field(None, description="Network session containers join.")
+    docker_reach: Literal["publish", "network"] = Field(
+        "publish",
+        description="Reach containers by a port published on 127.0.0.1, or by name on the net.",
+    )
+    docker_gateway_url: str | None = Field(
+        None, description="The gateway's URL as containers see it (for their node-host and MCP)."
+    )
+    runtime_cpus: float | None = Field(None, gt=0, description="CPUs per session container.")
+    runtime_memory: str | None = Field(None, description="Memory per container, e.g. 2g.")
+    runtime_pids_limit: int | None = Field(None, ge=16, description="Processes per container.")
+    session_idle_s: float = Field(
+        1800.0, gt=0, description="Stop a container with no clients and no turn after this."
+    )
+    gateway_id: str = Field("default", description="Labels this gateway's containers.")
     # -- nodes and MCP (issue 5) -----------------------------------------------------------
     node_token: SecretStr | None = Field(
         None, description="Token devices use on /nodes/ws; unset = the admin token."

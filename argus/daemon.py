@@ -59,9 +59,9 @@ def make_provisioner(settings: Settings) -> Provisioner:
         return LocalProvisioner(settings)
     if settings.provision_mode == "tcp":
         return TcpProvisioner(settings)
-    raise UnsupportedMode(
-        "ARGUS_PROVISION_MODE=docker: the docker provisioner is not available in this build yet"
-    )
+    from .provision.docker import DockerProvisioner
+
+    return DockerProvisioner(settings)
 
 
 def hypercorn_config(settings: Settings) -> HypercornConfig:
@@ -143,6 +143,7 @@ async def serve(
     secret = await trio.to_thread.run_sync(gateway_secret, settings)
     automation = Automation(settings, store)
     manager = SessionManager(settings, provisioner, hooks=automation, store=store)
+    manager.is_busy = automation.session_busy
     automation.manager = manager
     app, _registry = build_asgi(settings, manager, automation, secret)
     stallguard.install()

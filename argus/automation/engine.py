@@ -136,6 +136,10 @@ class Automation(SessionHooks):
             if self.session(session_id) is not None:
                 self.wake_lane(self.lanes.get(session_id, thread_id))
 
+    def session_busy(self, session_id: str) -> bool:
+        """Whether any lane of the session runs a turn (the idle reaper asks)."""
+        return any(lane.busy for lane in self.lanes.of_session(session_id))
+
     def session(self, session_id: str) -> Session | None:
         """The live session object, if the manager has it."""
         return self.manager.get(session_id) if self.manager is not None else None

@@ -417,6 +417,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--stop-timeout-s", type=float, default=5.0)
     parser.add_argument("--node-id", help="also supervise an argus node-host with this id")
     parser.add_argument("--pid-file", help="write the bridge's pid and instance here")
+    parser.add_argument(
+        "--bootstrap-workspace",
+        help="copy the workspace templates (AGENTS.md...) into this directory, never overwriting",
+    )
     return parser
 
 
@@ -434,6 +438,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     if os.getpgrp() != os.getpid():
         os.setsid()  # its own process group: stopping it never reaches whoever started it
+    if options.bootstrap_workspace:
+        from ..automation.prompts import bootstrap_templates
+
+        bootstrap_templates(Path(options.bootstrap_workspace))
     bridge = Bridge(options)
     bridge.write_pid_file()
     try:

@@ -101,6 +101,18 @@ class Provisioner(abc.ABC):
         """
         return []
 
+    async def destroy(self, session_id: str, purge: bool) -> None:
+        """Remove what the session left (a container); its home too with ``purge``."""
+        if purge:
+            import shutil
+
+            home = self.settings.home_host_path / "sessions" / session_id  # type: ignore[attr-defined]
+            await trio.to_thread.run_sync(shutil.rmtree, home, True)
+
+    async def collect_orphans(self, session_ids: list[str]) -> list[str]:
+        """Remove runtimes no known session owns (containers); what was removed."""
+        return []
+
     def workspace(self, session_id: str) -> tuple[Path | None, str | None]:
         """The session's workspace as (the gateway sees it, the runtime sees it).
 

@@ -20,7 +20,7 @@ from ..provision.base import Provisioner, ProvisionError
 from ..store import records
 from ..store.db import Store
 from .hooks import NO_HOOKS, SessionHooks
-from .session import Session, SessionGone
+from .session import Session, SessionGone, now_ms
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,7 @@ class SessionManager:
         self.provisioner = provisioner
         self.hooks = hooks
         self.store = store
+        self.is_busy: Any = lambda session_id: False  # automation: a turn is running
         self.sessions: dict[str, Session] = {}
         self._nursery: trio.Nursery | None = None
 
@@ -82,8 +83,16 @@ class SessionManager:
         """Reconnect, in the background, to runtimes that kept running while we were away.
 
         Called by the daemon once runtimes can reach the gateway (after HTTP is bound).
+        Runtimes no known session owns are removed first (orphan containers); the index
+        is never pruned from what the engine lists.
         """
         assert self._nursery is not None
+        try:
+            await self.provisioner.collect_orphans(list(self.sessions))
+        except ProvisionError as exc:
+            log.warning("orphan collection skipped: %s", exc)
+        if self.provisioner.mode == "docker":
+            self._nursery.start_soon(self.serve_idle_reaper)
         for session_id in await self.provisioner.live_sessions(list(self.sessions)):
             self._nursery.start_soon(self._readopt, self.sessions[session_id])
 
@@ -121,7 +130,23 @@ class SessionManager:
         log.info("session created session=%s mode=%s", session_id, self.provisioner.mode)
         return session
 
-    async def delete(self, session_id: str, *, code: int = 1001, reason: str = "") -> bool:
+    async def serve_idle_reaper(self) -> None:
+        """Stop (not remove) runtimes with no client and no turn for ARGUS_SESSION_IDLE_S."""
+        idle_ms = self.settings.session_idle_s * 1000
+        while True:
+            await trio.sleep(max(0.5, min(30.0, self.settings.session_idle_s / 4)))
+            now = now_ms()
+            for session in list(self.sessions.values()):
+                if session.state != "running" or session.subscribers:
+                    continue
+                if now - session.last_active_ms < idle_ms or self.is_busy(session.id):
+                    continue
+                log.info("stopping idle runtime session=%s", session.id)
+                session.stop_runtime()
+
+    async def delete(
+        self, session_id: str, *, code: int = 1001, reason: str = "", purge: bool = False
+    ) -> bool:
         """Stop a session's runtime, close its clients with ``code`` and forget it."""
         session = self.sessions.pop(session_id, None)
         if session is None:
@@ -131,6 +156,10 @@ class SessionManager:
             await session.finished.wait()
         if self.store is not None:
             await self.store.run(records.delete_session, session_id)
+        try:
+            await self.provisioner.destroy(session_id, purge)
+        except ProvisionError as exc:
+            log.warning("cannot remove the runtime of session=%s: %s", session_id, exc)
         self.hooks.on_session_deleted(session_id)
         log.info("session deleted session=%s", session_id)
         return True

@@ -93,7 +93,8 @@ class Session:
         self._stopping = False
         self._unattended_from: int | None = None
         self._noise_logged = 0
-        self._keep_runtime = False
+        self._runtime_scope: trio.CancelScope | None = None
+        self._idle_stop = False
         self.bridge_instance: str | None = None  # the bridge this log's numbers come from
         self.bridge_base = 0
 
@@ -142,7 +143,22 @@ class Session:
                 raise SessionGone(self.id)
             await self._nursery.start(self._run_runtime)
 
+    def stop_runtime(self) -> None:
+        """Stop the runtime but keep the session (idle reaper); the next attach restarts it."""
+        if self._runtime_scope is not None:
+            self._idle_stop = True
+            self._runtime_scope.cancel()
+
     async def _run_runtime(self, *, task_status: trio.TaskStatus[None]) -> None:
+        self._runtime_scope = trio.CancelScope()
+        self._idle_stop = False
+        try:
+            with self._runtime_scope:
+                await self._open_and_read(task_status)
+        finally:
+            self._runtime_scope = None
+
+    async def _open_and_read(self, task_status: trio.TaskStatus[None]) -> None:
         status: ExitStatus | None = None
         conn: RuntimeConnection | None = None
         try:
@@ -193,7 +209,7 @@ class Session:
     def _on_runtime_exit(self, conn: RuntimeConnection, status: ExitStatus | None) -> None:
         self._conn = None
         self.hooks.on_runtime_exit(self)
-        if self._stopping:
+        if self._stopping or self._idle_stop:
             return
         status = status or ExitStatus(code=None, signal=None, stderr_tail="")
         log.warning(

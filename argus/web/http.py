@@ -89,7 +89,8 @@ def build_http_app(
     @app.delete("/sessions/<session_id>")
     @admin
     async def delete_session(session_id: str) -> Any:
-        if not await manager.delete(session_id):
+        purge = request.args.get("purge", "") in ("1", "true", "yes")
+        if not await manager.delete(session_id, purge=purge):
             return error(404, "session_not_found", "Session not found")
         return {"ok": True, "sessionId": session_id}
 
