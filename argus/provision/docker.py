@@ -204,9 +204,8 @@ class DockerProvisioner(Provisioner):
         stream = None
         with trio.move_on_after(self.settings.connect_timeout_s):
             while stream is None:
-                try:
-                    stream = await trio.open_tcp_stream(host, port)
-                except OSError:
+                stream = await _connect_ready(host, port)
+                if stream is None:
                     await trio.sleep(0.1)
         if stream is None:
             raise ProvisionError(
@@ -266,3 +265,24 @@ class DockerProvisioner(Provisioner):
         log.warning("removing %s orphan container(s) with no known session: %s", len(names), names)
         await self._docker(lambda _c: [o.remove(force=True) for o in orphans])
         return names
+
+
+async def _connect_ready(host: str, port: int) -> trio.SocketStream | None:
+    """A connection to a bridge that is listening, or None.
+
+    A published port accepts connections before the container's bridge listens (Docker's
+    proxy answers, then hangs up): a ready bridge says nothing until our hello, a proxy
+    with nothing behind it closes at once.
+    """
+    try:
+        stream = await trio.open_tcp_stream(host, port)
+    except OSError:
+        return None
+    with trio.move_on_after(0.3):
+        try:
+            await stream.receive_some(1)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        await stream.aclose()
+        return None
+    return stream

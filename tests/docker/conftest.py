@@ -110,7 +110,12 @@ def gateway_id(docker_client: Any) -> Iterator[str]:
     """A gateway id (and container prefix) private to one test; its containers go after it."""
     gid = f"t{uuid.uuid4().hex[:8]}"
     yield gid
+    import docker.errors
+
     for container in docker_client.containers.list(
         all=True, filters={"label": f"io.argus.gateway={gid}"}
     ):
-        container.remove(force=True)
+        try:
+            container.remove(force=True)
+        except docker.errors.APIError:
+            pass  # already gone, or being removed by the gateway
