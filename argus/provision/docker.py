@@ -151,7 +151,7 @@ class DockerProvisioner(Provisioner):
             kwargs["user"] = f"{os.getuid()}:{os.getgid()}"
         if settings.docker_network:
             kwargs["network"] = settings.docker_network
-        if settings.docker_reach == "publish":
+        if settings.docker_reach == "publish" and settings.docker_network != "host":
             kwargs["ports"] = {f"{BRIDGE_PORT}/tcp": ("127.0.0.1", None)}
         if settings.runtime_cpus:
             kwargs["nano_cpus"] = int(settings.runtime_cpus * 1e9)
@@ -185,6 +185,8 @@ class DockerProvisioner(Provisioner):
 
     def address(self, container: Any) -> tuple[str, int]:
         """Where the gateway reaches the container's bridge."""
+        if self.settings.docker_network == "host":
+            return "127.0.0.1", BRIDGE_PORT  # one session at a time: the bridge owns :7777
         if self.settings.docker_reach == "network":
             return container.name, BRIDGE_PORT
         ports = container.attrs["NetworkSettings"]["Ports"].get(f"{BRIDGE_PORT}/tcp") or []
