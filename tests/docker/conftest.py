@@ -12,8 +12,6 @@ Without Docker (or debootstrap) these tests skip with a reason; ``ARGUS_REQUIRE_
 
 from __future__ import annotations
 
-import hashlib
-import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from argus.testing import ImageBuildError, build_runtime_image
 from tests.realpeer.conftest import require
 
 REPO = Path(__file__).resolve().parents[2]
@@ -41,22 +40,6 @@ def _docker_client() -> Any:
         raise
 
 
-def _tree_hash() -> str:
-    digest = hashlib.sha256()
-    files = [REPO / "runtime" / "Dockerfile", REPO / "pyproject.toml"]
-    files += sorted((REPO / "argus").rglob("*.py")) + sorted((REPO / "argus").rglob("*.md"))
-    for path in files:
-        digest.update(str(path.relative_to(REPO)).encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:12]
-
-
-def extra_ca_certs() -> str:
-    """The machine's extra CA certificates (PEM), for builds behind a TLS-inspecting proxy."""
-    certs = sorted(Path("/usr/local/share/ca-certificates").glob("*.crt"))
-    return "\n".join(c.read_text() for c in certs)
-
-
 @pytest.fixture(scope="session")
 def docker_client() -> Iterator[Any]:
     """A Docker SDK client for checks made by the tests themselves."""
@@ -68,41 +51,12 @@ def docker_client() -> Iterator[Any]:
 @pytest.fixture(scope="session")
 def runtime_image(docker_client: Any) -> str:
     """The runtime image built from this tree (with codex from npm), cached by content."""
-    import docker.errors
-
-    tag = f"argus-runtime:test-{_tree_hash()}"
     try:
-        docker_client.images.get(tag)
-        return tag
-    except docker.errors.ImageNotFound:
-        pass
-    base = subprocess.run(
-        [str(REPO / "runtime" / "build-base-image.sh"), BASE_TAG], capture_output=True, text=True
-    )
-    if base.returncode == 2:
-        require(f"cannot build the base image: {base.stderr.strip()}")
-    assert base.returncode == 0, base.stderr[-2000:]
-    build = subprocess.run(
-        [
-            "docker",
-            "build",
-            "-q",
-            "-f",
-            "runtime/Dockerfile",
-            "--build-arg",
-            f"BASE_IMAGE={BASE_TAG}",
-            "--build-arg",
-            f"EXTRA_CA_CERTS={extra_ca_certs()}",
-            "-t",
-            tag,
-            ".",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-    )
-    assert build.returncode == 0, build.stderr[-3000:]
-    return tag
+        return build_runtime_image()
+    except ImageBuildError as exc:
+        if exc.missing_tool:
+            require(f"cannot build the base image: {exc}")
+        raise
 
 
 @pytest.fixture
