@@ -156,8 +156,12 @@ class Bridge:
                     data = await process.stdout.receive_some(READ_CHUNK)
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
                     data = b""
-                for line in splitter.feed(data) if data else splitter.close():
-                    await self._publish_runtime_line(line)
+                # One write per read chunk, however many lines it held.
+                frames = [
+                    self._number_runtime_line(line)
+                    for line in (splitter.feed(data) if data else splitter.close())
+                ]
+                await self._send(b"".join(f for f in frames if f))
                 if not data:
                     break
             rc = await process.wait()
@@ -170,7 +174,8 @@ class Bridge:
         await self._send(p.json_frame(p.EXIT, self.exit))
         self.wake.set()
 
-    async def _publish_runtime_line(self, line: bytes | OversizedLine) -> None:
+    def _number_runtime_line(self, line: bytes | OversizedLine) -> bytes:
+        """Number a runtime line into the ring; its frame (b"" for a blank line)."""
         if isinstance(line, OversizedLine):
             message = (
                 f"A runtime output line of {line.size} bytes exceeded the limit and was dropped"
@@ -179,13 +184,12 @@ class Bridge:
                 "method": "argus/warning",
                 "params": {"code": "line_too_long", "message": message, "bytes": line.size},
             }
-            await self._publish(json.dumps(note).encode())
-            return
-        if not line.strip():
-            return
-        if self.init_id is not None and self.init_result is None and b'"result"' in line:
+            line = json.dumps(note).encode()
+        elif not line.strip():
+            return b""
+        elif self.init_id is not None and self.init_result is None and b'"result"' in line:
             self._watch_initialize_response(line)
-        await self._publish(line)
+        return p.line_frame(self.ring.append(line), line)
 
     async def _publish(self, line: bytes) -> None:
         seq = self.ring.append(line)
@@ -287,7 +291,7 @@ class Bridge:
 
     async def _send(self, data: bytes) -> None:
         conn = self.conn
-        if conn is None:
+        if conn is None or not data:
             return
         try:
             async with self.conn_lock:

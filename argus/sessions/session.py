@@ -32,10 +32,10 @@ from ..protocol.framing import LineSplitter, OversizedLine
 from ..protocol.handshake import Decision
 from ..provision.base import ExitStatus, Provisioner, ProvisionError, Runtime
 from . import numbered
+from .approvals import ApprovalRouting
 from .connection import (
     HandshakeWaiter,
     Inflight,
-    PendingServerRequest,
     RuntimeConnection,
     next_upstream_id,
 )
@@ -47,7 +47,6 @@ from .subscriber import SendText, Subscriber, cut_off_laggards
 log = logging.getLogger(__name__)
 
 READ_CHUNK = 128 * 1024
-MAX_PENDING_SERVER_REQUESTS = 1024
 NOISE_LOG_LIMIT = 50  # non-JSON stdout lines logged per runtime before going quiet
 
 
@@ -60,7 +59,7 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-class Session:
+class Session(ApprovalRouting):
     """One session: runtime lifecycle, replay log, subscribers and message routing."""
 
     def __init__(
@@ -359,46 +358,6 @@ class Session:
                 sub.push(
                     m.error_response(waiter.original_id, code, str(error.get("message"))), after
                 )
-
-    def _on_server_request(self, conn: RuntimeConnection, obj: dict, text: str) -> None:
-        key = m.id_key(obj["id"])
-        if key in conn.pending_server:
-            log.warning("duplicate server request id session=%s id=%s", self.id, key)
-            return
-        if len(conn.pending_server) >= MAX_PENDING_SERVER_REQUESTS:
-            log.warning("too many pending server requests, dropping session=%s", self.id)
-            return
-        params = obj.get("params") if isinstance(obj.get("params"), dict) else {}
-        thread_id = params.get("threadId")
-        turn_id = params.get("turnId")
-        entry = self.replay.append(text, directed=True)
-        pending = PendingServerRequest(
-            entry.seq,
-            text,
-            thread_id if isinstance(thread_id, str) else None,
-            turn_id if isinstance(turn_id, str) else None,
-        )
-        conn.pending_server[key] = pending
-        self._route_server_request(conn, pending)
-
-    def _route_server_request(self, conn: RuntimeConnection, pending: PendingServerRequest) -> None:
-        target: int | None = None
-        owner = conn.turn_owners.get(pending.thread_id) if pending.thread_id else None
-        if owner in self.subscribers:
-            target = owner
-        elif self.request_handler in self.subscribers:
-            target = self.request_handler
-        elif self.subscribers:
-            target = next(iter(self.subscribers))
-        if target is None:
-            return  # stays pending; delivered to the next client that attaches
-        self.request_handler = target
-        self._deliver_pending(self.subscribers[target], pending)
-
-    def _deliver_pending(self, sub: Subscriber, pending: PendingServerRequest) -> None:
-        pending.delivered_to.add(sub.key)
-        text = m.splice_seq(pending.text, pending.seq) if sub.with_seq else pending.text
-        sub.push(text, pending.seq - 1)
 
     # -- clients -----------------------------------------------------------------------
 
