@@ -98,7 +98,13 @@ class BridgeRuntime(Runtime):
         return self.frames.pop(0)
 
     async def receive_some(self, max_bytes: int) -> bytes:
-        """The next runtime lines as JSONL bytes; ``b""`` when the runtime ended."""
+        """The next runtime lines as JSONL bytes; ``b""`` when the runtime ended.
+
+        Always a scheduling point, even when the lines were already buffered: the session's
+        reader must let the clients' senders run between chunks, or a burst the bridge
+        kept for us would pile up in every client's backlog at once.
+        """
+        await trio.lowlevel.checkpoint()
         if self._eof:
             return b""
         out: list[bytes] = []
