@@ -37,6 +37,7 @@ over the variable. Variables without a flag:
   ARGUS_SHUTDOWN_TIMEOUT_S      graceful shutdown deadline (default 10)
 """
 
+# Settings that `argus serve` also takes as flags (the rest are variables only).
 FLAG_FIELDS = {
     "host",
     "port",
@@ -174,19 +175,7 @@ def run_serve(options: argparse.Namespace) -> int:
 
     from . import daemon
 
-    cli = {
-        key: getattr(options, key)
-        for key in (
-            "host",
-            "port",
-            "insecure",
-            "provision_mode",
-            "runtime_cmd",
-            "home_host_path",
-            "workspace_host_path",
-            "log_level",
-        )
-    }
+    cli = {key: getattr(options, key) for key in FLAG_FIELDS}
     try:
         settings: Settings = load_settings(cli)
         daemon.check_settings(settings)
