@@ -166,7 +166,6 @@ def add_mcp_routes(
     async def mcp_post() -> Any:
         principal, problem = caller()
         if problem is not None:
-            await request.get_data()  # never leave an unread body on a keep-alive connection
             return problem
         assert principal is not None
         accept = request.headers.get("accept")

@@ -40,9 +40,6 @@ def admin_only(settings: Settings) -> Callable[[View], View]:
                 {k: request.args.getlist(k) for k in ("token",) if k in request.args},
             )
             if not auth.token_matches(settings.admin_token, token):
-                # Read (and drop) the body first: answering before it was read can leave
-                # its bytes on a keep-alive connection, where they stall the next request.
-                await request.get_data()
                 return error(401, "unauthorized", "Unauthorized")
             return await view(*args, **kwargs)
 
@@ -59,6 +56,14 @@ def build_http_app(
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = True
     app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024  # API bodies are small; larger: 413
     admin = admin_only(settings)
+
+    @app.before_request
+    async def read_body_first() -> None:
+        # Every body is read (bounded by MAX_CONTENT_LENGTH) before any route answers:
+        # a response sent before its request's body was read leaves those bytes on a
+        # keep-alive connection, where they stall the next request.
+        if request.method in ("POST", "PUT", "PATCH", "DELETE"):
+            await request.get_data()
 
     @app.errorhandler(HTTPException)
     async def http_error(exc: HTTPException) -> Any:
