@@ -97,6 +97,18 @@ def build_parser() -> argparse.ArgumentParser:
         add_help=False,
     )
     demo.add_argument("args", nargs=argparse.REMAINDER, help="options of the demo runtime")
+
+    # -- nodes (issue 5) --
+    from .nodes.host import build_parser as node_host_parser
+
+    node_host_parser(
+        sub.add_parser(
+            "node-host",
+            help="run a node agent that connects to a gateway's /nodes/ws",
+            description="Offer this machine's commands (system.run, process.*) to a gateway. "
+            "The token is read from ARGUS_NODE_TOKEN.",
+        )
+    )
     return parser
 
 
@@ -159,6 +171,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = build_parser().parse_args(args)
     if options.command == "serve":
         return run_serve(options)
+    if options.command == "node-host":  # nodes (issue 5)
+        from .nodes.host import run_node_host
+
+        return run_node_host(options)
     return EXIT_CONFIG  # pragma: no cover - argparse enforces the choices
 
 

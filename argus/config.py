@@ -69,6 +69,28 @@ class Settings(BaseModel):
     shutdown_timeout_s: float = Field(10.0, gt=0, le=600)
     stop_timeout_s: float = Field(5.0, gt=0, le=600)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # -- nodes and MCP (issue 5) --
+    node_token: SecretStr | None = Field(
+        None, description="Token nodes present on /nodes/ws; unset = the admin token."
+    )
+    node_allow: tuple[str, ...] = Field(
+        (),
+        description="Nodes sessions may reach besides their own runtime node: comma-separated "
+        "[<sessionId>=]<nodeId> entries (see docs/nodes.md).",
+    )
+    node_connect_timeout_s: float = Field(
+        10.0, gt=0, le=600, description="A node must send its connect frame within this."
+    )
+    node_invoke_max_ms: int = Field(
+        600_000, ge=1000, description="Upper bound of an invoke's timeoutMs."
+    )
+    max_nodes: int = Field(1000, ge=1, description="Connected nodes at most (1013 beyond).")
+    runtime_nodes: bool = Field(
+        True, description="Start an argus node-host beside each local session's runtime."
+    )
+    mcp_session_ttl_s: float = Field(
+        3600.0, gt=0, description="An idle MCP session is forgotten after this."
+    )
 
     @field_validator("home_host_path", "workspace_host_path")
     @classmethod
@@ -87,7 +109,14 @@ class Settings(BaseModel):
             return tuple(o.strip().rstrip("/") for o in value.split(",") if o.strip())
         return value
 
-    @field_validator("token", mode="before")
+    @field_validator("node_allow", mode="before")
+    @classmethod
+    def _split_node_allow(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(e.strip() for e in value.split(",") if e.strip())
+        return value
+
+    @field_validator("token", "node_token", mode="before")
     @classmethod
     def _empty_token_is_none(cls, value: Any) -> Any:
         # Stripped like the Authorization header it is compared with.
@@ -106,6 +135,11 @@ class Settings(BaseModel):
     def admin_token(self) -> str | None:
         """The admin token in clear, for the auth module only (never log it)."""
         return self.token.get_secret_value() if self.token is not None else None
+
+    @property
+    def node_token_value(self) -> str | None:
+        """The node token in clear (nodes only; never log it)."""
+        return self.node_token.get_secret_value() if self.node_token is not None else None
 
     @property
     def binds_loopback_only(self) -> bool:
@@ -175,7 +209,7 @@ def load_settings(
             field = str(err["loc"][0]) if err["loc"] else "?"
             where = sources.get(field, env_name(field))
             given = values.get(field)
-            shown = "" if field == "token" else f" (got {given!r})"
+            shown = "" if field in ("token", "node_token") else f" (got {given!r})"
             problems.append(f"{where}: {err['msg']}{shown}")
         raise ConfigError("; ".join(problems)) from None
     if not settings.binds_loopback_only and settings.token is None and not settings.insecure:

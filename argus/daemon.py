@@ -25,6 +25,7 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
 from .config import Settings
+from .nodes.wiring import NodesWiring
 from .provision.base import Provisioner
 from .provision.local import LocalProvisioner
 from .provision.tcp import TcpProvisioner
@@ -70,9 +71,15 @@ def hypercorn_config(settings: Settings) -> HypercornConfig:
     return config
 
 
-def build_asgi(settings: Settings, manager: SessionManager) -> ArgusAsgi:
-    """The ASGI app: raw /ws plus the Quart HTTP API."""
-    return ArgusAsgi(build_http_app(settings, manager), {"/ws": WsEndpoint(settings, manager)})
+def build_asgi(
+    settings: Settings, manager: SessionManager, nodes: NodesWiring | None = None
+) -> ArgusAsgi:
+    """The ASGI app: raw /ws (and /nodes/ws) plus the Quart HTTP API."""
+    http_app = build_http_app(settings, manager)
+    ws_routes: dict = {"/ws": WsEndpoint(settings, manager)}
+    if nodes is not None:  # nodes (issue 5)
+        ws_routes.update(nodes.install(http_app))
+    return ArgusAsgi(http_app, ws_routes)
 
 
 def tune_gc() -> None:
@@ -94,7 +101,8 @@ async def serve(
     tune_gc()
     provisioner = make_provisioner(settings)
     manager = SessionManager(settings, provisioner)
-    app = build_asgi(settings, manager)
+    nodes = await NodesWiring.create(settings, manager)  # nodes (issue 5)
+    app = build_asgi(settings, manager, nodes)
     stallguard.install()
     stop_http = trio.Event()
     async with trio.open_nursery() as nursery:
@@ -108,6 +116,7 @@ async def serve(
             # Printed whatever the log level: users and scripts read the bound port here.
             print(f"argus: listening on {bind}", file=sys.stderr, flush=True)
         log.info("provision mode: %s", provisioner.describe())
+        nodes.set_bound(binds)
         task_status.started(binds)
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async for signum in signals:

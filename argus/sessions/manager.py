@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
@@ -41,6 +42,8 @@ class SessionManager:
         self.provisioner = provisioner
         self.sessions: dict[str, Session] = {}
         self._nursery: trio.Nursery | None = None
+        # Run beside every session's runtime (nodes: the runtime node); set by the daemon.
+        self.runtime_companion: Callable[[str], Awaitable[None]] | None = None
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Own every session's nursery until cancelled."""
@@ -60,6 +63,7 @@ class SessionManager:
         assert self._nursery is not None, "SessionManager.serve is not running"
         session_id = uuid.uuid4().hex[:12]
         session = Session(session_id, self.provisioner, self.settings, created=True)
+        session.runtime_companion = self.runtime_companion
         self.sessions[session_id] = session
         try:
             await self._nursery.start(session.serve)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
@@ -91,6 +92,9 @@ class Session:
         self._stopping = False
         self._unattended_from: int | None = None
         self._noise_logged = 0
+        # Started beside the runtime while it runs (nodes: the runtime node); set by the
+        # manager. Cancelled when the runtime ends.
+        self.runtime_companion: Callable[[str], Awaitable[None]] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -139,7 +143,13 @@ class Session:
                 self._conn = conn
                 self._noise_logged = 0
                 task_status.started()
-                await self._read_runtime(runtime, conn)
+                companion = trio.CancelScope()
+                if self.runtime_companion is not None and self._nursery is not None:
+                    self._nursery.start_soon(self._run_companion, companion)
+                try:
+                    await self._read_runtime(runtime, conn)
+                finally:
+                    companion.cancel()
                 with trio.move_on_after(self.settings.stop_timeout_s):
                     status = await runtime.wait_exit()
         finally:
@@ -147,6 +157,13 @@ class Session:
                 conn.closed = True
                 if self._conn is conn:
                     self._on_runtime_exit(conn, status)
+
+    async def _run_companion(self, scope: trio.CancelScope) -> None:
+        with scope:
+            try:
+                await self.runtime_companion(self.id)  # type: ignore[misc]
+            except Exception:
+                log.exception("runtime companion failed session=%s", self.id)
 
     async def _read_runtime(self, runtime: Runtime, conn: RuntimeConnection) -> None:
         splitter = LineSplitter(self.settings.jsonl_line_limit_bytes)
