@@ -40,6 +40,7 @@ def add_node_routes(app: QuartTrio, registry: NodeRegistry, scopes: Scopes) -> N
 
     @app.post("/nodes/invoke")
     async def invoke_node() -> Any:
+        await request.get_data()  # read before any early answer (kept-alive connections)
         if not scopes.admin_caller(_token()):
             return _error(401, "unauthorized", "Unauthorized")
         body = await request.get_json(force=True, silent=True)

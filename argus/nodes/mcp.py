@@ -387,6 +387,9 @@ def add_mcp_routes(app: QuartTrio, server: McpServer) -> None:
 
     @app.route("/mcp", methods=["GET", "POST", "DELETE"])
     async def mcp() -> Any:
+        # Read the body before any early answer: hypercorn stalls a kept-alive connection
+        # whose request body was left unread.
+        raw = await request.get_data(as_text=True)
         try:
             caller = check()
             if request.method == "GET":
@@ -410,7 +413,6 @@ def add_mcp_routes(app: QuartTrio, server: McpServer) -> None:
                 raise _HttpError(
                     415, "unsupported_media_type", "Content-Type must be application/json"
                 )
-            raw = await request.get_data(as_text=True)
             try:
                 body = json.loads(raw)
             except ValueError:
