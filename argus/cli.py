@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from .config import ConfigError, Settings, load_settings
 
 EXIT_CONFIG = 2
+EXIT_STORE = 3  # the database cannot be used; it was left untouched
 
 SERVE_EPILOG = """\
 Every option can also be set with an environment variable (shown in brackets); a flag wins
@@ -34,8 +35,38 @@ over the variable. Variables without a flag:
   ARGUS_STDERR_TAIL_BYTES       runtime stderr kept for diagnostics (default 16 KiB)
   ARGUS_STOP_TIMEOUT_S          per step of stopping a runtime (default 5)
   ARGUS_SHUTDOWN_TIMEOUT_S      graceful shutdown deadline (default 10)
-See docs/operations.md for the full list.
 """
+
+# Settings that `argus serve` also takes as flags (the rest are variables only).
+FLAG_FIELDS = {
+    "host",
+    "port",
+    "insecure",
+    "provision_mode",
+    "runtime_cmd",
+    "home_host_path",
+    "workspace_host_path",
+    "log_level",
+}
+
+
+def serve_epilog() -> str:
+    """The variables above, plus every other setting, described from the Settings model.
+
+    Generated so that a new setting can never be missing from ``--help``.
+    """
+    from .config import env_name
+
+    lines = [SERVE_EPILOG]
+    for name, field in Settings.model_fields.items():
+        var = env_name(name)
+        if name in FLAG_FIELDS or var in SERVE_EPILOG:
+            continue
+        default = field.get_default(call_default_factory=False)
+        shown = "" if default is None else f" (default {default})"
+        lines.append(f"  {var:<29} {field.description or ''}{shown}\n")
+    lines.append("See docs/operations.md for the full list.\n")
+    return "".join(lines)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
         "serve",
         help="run the gateway",
         description="Run the Argus gateway: WebSocket /ws, the HTTP API, and sessions.",
-        epilog=SERVE_EPILOG,
+        epilog=serve_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     serve.add_argument("--host", help="bind address [ARGUS_HOST] (default 127.0.0.1)")
@@ -90,6 +121,34 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level", help="debug | info | warning | error [ARGUS_LOG_LEVEL] (default info)"
     )
 
+    imp = sub.add_parser(
+        "import-state",
+        help="import the original gateway's state.json into the store",
+        description="Copy sessions, main threads, queued system events, cron jobs and "
+        "Telegram bindings from the original gateway's state.json into Argus's store. "
+        "Existing entries are kept. Restart the daemon afterwards to pick them up.",
+    )
+    imp.add_argument("state_file", help="path to state.json")
+    imp.add_argument(
+        "--home",
+        dest="home_host_path",
+        help="state directory [ARGUS_HOME_HOST_PATH] (default ~/.argus)",
+    )
+
+    bridge = sub.add_parser(
+        "bridge",
+        help="run one runtime behind a replayable stream (started by the gateway)",
+        add_help=False,
+    )
+    bridge.add_argument("args", nargs=argparse.REMAINDER, help="options of the bridge")
+
+    node = sub.add_parser(
+        "node-host",
+        help="offer this machine's commands to a gateway (see argus node-host --help)",
+        add_help=False,
+    )
+    node.add_argument("args", nargs=argparse.REMAINDER, help="options of the node-host")
+
     demo = sub.add_parser(
         "demo-runtime",
         help="run the bundled reference runtime on stdio",
@@ -97,18 +156,6 @@ def build_parser() -> argparse.ArgumentParser:
         add_help=False,
     )
     demo.add_argument("args", nargs=argparse.REMAINDER, help="options of the demo runtime")
-
-    # -- nodes (issue 5) --
-    from .nodes.host import build_parser as node_host_parser
-
-    node_host_parser(
-        sub.add_parser(
-            "node-host",
-            help="run a node agent that connects to a gateway's /nodes/ws",
-            description="Offer this machine's commands (system.run, process.*) to a gateway. "
-            "The token is read from ARGUS_NODE_TOKEN.",
-        )
-    )
     return parser
 
 
@@ -128,22 +175,10 @@ def run_serve(options: argparse.Namespace) -> int:
 
     from . import daemon
 
-    cli = {
-        key: getattr(options, key)
-        for key in (
-            "host",
-            "port",
-            "insecure",
-            "provision_mode",
-            "runtime_cmd",
-            "home_host_path",
-            "workspace_host_path",
-            "log_level",
-        )
-    }
+    cli = {key: getattr(options, key) for key in FLAG_FIELDS}
     try:
         settings: Settings = load_settings(cli)
-        daemon.make_provisioner(settings)
+        daemon.check_settings(settings)
     except (ConfigError, daemon.UnsupportedMode) as exc:
         print(f"argus: invalid configuration: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -154,16 +189,70 @@ def run_serve(options: argparse.Namespace) -> int:
             "(argus demo-runtime)",
             file=sys.stderr,
         )
+    from .store.db import StoreError
+
     try:
         trio.run(daemon.serve, settings)
     except KeyboardInterrupt:
         return 130
+    except StoreError as exc:
+        print(f"argus: {exc}", file=sys.stderr)
+        return EXIT_STORE
+    return 0
+
+
+def run_import_state(options: argparse.Namespace) -> int:
+    """``argus import-state FILE``: one transaction; prints what was imported as JSON."""
+    import json
+    import time
+    from pathlib import Path
+
+    import trio
+
+    from .automation.legacy_state import LegacyStateError, load
+    from .sessions.manager import valid_session_id
+    from .store.db import StoreError, open_store
+    from .store.importer import import_legacy
+
+    try:
+        settings = load_settings({"home_host_path": options.home_host_path})
+    except ConfigError as exc:
+        print(f"argus: invalid configuration: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+
+    async def run() -> dict:
+        state = await trio.to_thread.run_sync(load, Path(options.state_file))
+        store = await open_store(settings.home_host_path)
+        try:
+            now = int(time.time() * 1000)
+            mode = settings.provision_mode
+            return await store.run(import_legacy, state, mode, now, valid_session_id)
+        finally:
+            await store.aclose()
+
+    try:
+        summary = trio.run(run)
+    except LegacyStateError as exc:
+        print(f"argus: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except StoreError as exc:
+        print(f"argus: {exc}", file=sys.stderr)
+        return EXIT_STORE
+    print(json.dumps(summary, indent=2))
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Console-script entry point."""
     args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["bridge"]:
+        from .bridge.server import main as bridge_main
+
+        return bridge_main(args[1:])
+    if args[:1] == ["node-host"]:
+        from .nodes.host import main as node_host_main
+
+        return node_host_main(args[1:])
     if args[:1] == ["demo-runtime"]:
         from .demo_runtime import main as demo_main
 
@@ -171,10 +260,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = build_parser().parse_args(args)
     if options.command == "serve":
         return run_serve(options)
-    if options.command == "node-host":  # nodes (issue 5)
-        from .nodes.host import run_node_host
-
-        return run_node_host(options)
+    if options.command == "import-state":
+        return run_import_state(options)
     return EXIT_CONFIG  # pragma: no cover - argparse enforces the choices
 
 

@@ -69,27 +69,66 @@ class Settings(BaseModel):
     shutdown_timeout_s: float = Field(10.0, gt=0, le=600)
     stop_timeout_s: float = Field(5.0, gt=0, le=600)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
-    # -- nodes and MCP (issue 5) --
+    # -- automation (issue 4) ------------------------------------------------------------
+    followup_mode: Literal["each", "batch"] = Field(
+        "each", description="Queued inputs run one per turn (each) or all in the next (batch)."
+    )
+    followup_max: int = Field(100, ge=1, le=100_000, description="Queued inputs per lane.")
+    system_events_max: int = Field(2000, ge=1, le=100_000, description="Events per thread.")
+    turn_stall_s: float = Field(
+        900.0, gt=0, description="A turn with no runtime output this long is interrupted."
+    )
+    automation_approval_policy: Literal["untrusted", "on-request", "never"] = Field(
+        "on-request", description="approvalPolicy of the daemon's own turns."
+    )
+    automation_sandbox: Literal["read-only", "workspace-write", "danger-full-access"] = Field(
+        "workspace-write", description="Sandbox of the threads the daemon starts."
+    )
+    heartbeat_interval_s: float = Field(1800.0, ge=1, description="Heartbeat period per session.")
+    heartbeat_active_hours: str | None = Field(
+        None, description="e.g. 08:00-22:00 or 08:00-22:00@Europe/Berlin; unset = always."
+    )
+    prompt_file_max_bytes: int = Field(32 * 1024, ge=256, description="Cap per context file.")
+    prompt_total_max_bytes: int = Field(96 * 1024, ge=1024, description="Cap for the context.")
+    cron_run_history: int = Field(50, ge=1, le=10_000, description="Runs kept per cron job.")
+    # -- runtime bridge (issue 3) ---------------------------------------------------------
+    local_detach: bool = Field(
+        True, description="Run local runtimes under a detached argus bridge (survive restarts)."
+    )
+    bridge_ring_bytes: int = Field(
+        16 * MiB, ge=1 * MiB, description="Runtime output a bridge keeps for a returning gateway."
+    )
+    # -- docker provisioner (issue 3) -----------------------------------------------------
+    runtime_image: str = Field("argus-runtime", description="Image of session containers.")
+    container_prefix: str = Field("argus", description="Containers are named PREFIX-<session>.")
+    docker_network: str | None = Field(None, description="Network session containers join.")
+    docker_reach: Literal["publish", "network"] = Field(
+        "publish",
+        description="Reach containers by a port published on 127.0.0.1, or by name on the net.",
+    )
+    docker_gateway_url: str | None = Field(
+        None, description="The gateway's URL as containers see it (for their node-host and MCP)."
+    )
+    runtime_cpus: float | None = Field(None, gt=0, description="CPUs per session container.")
+    runtime_memory: str | None = Field(None, description="Memory per container, e.g. 2g.")
+    runtime_pids_limit: int | None = Field(None, ge=16, description="Processes per container.")
+    session_idle_s: float = Field(
+        1800.0, gt=0, description="Stop a container with no clients and no turn after this."
+    )
+    gateway_id: str = Field("default", description="Labels this gateway's containers.")
+    # -- nodes and MCP (issue 5) -----------------------------------------------------------
     node_token: SecretStr | None = Field(
-        None, description="Token nodes present on /nodes/ws; unset = the admin token."
+        None, description="Token devices use on /nodes/ws; unset = the admin token."
     )
-    node_allow: tuple[str, ...] = Field(
-        (),
-        description="Nodes sessions may reach besides their own runtime node: comma-separated "
-        "[<sessionId>=]<nodeId> entries (see docs/nodes.md).",
-    )
-    node_connect_timeout_s: float = Field(
-        10.0, gt=0, le=600, description="A node must send its connect frame within this."
+    node_allow: str | None = Field(
+        None, description="Nodes sessions may reach: 'mac' (all sessions) or 'SESSION/mac'."
     )
     node_invoke_max_ms: int = Field(
-        600_000, ge=1000, description="Upper bound of an invoke's timeoutMs."
+        300_000, ge=1000, le=3_600_000, description="Longest wait for one node invoke."
     )
-    max_nodes: int = Field(1000, ge=1, description="Connected nodes at most (1013 beyond).")
-    runtime_nodes: bool = Field(
-        True, description="Start an argus node-host beside each local session's runtime."
-    )
-    mcp_session_ttl_s: float = Field(
-        3600.0, gt=0, description="An idle MCP session is forgotten after this."
+    mcp_session_ttl_s: float = Field(3600.0, gt=0, description="Idle MCP sessions expire.")
+    runtime_node: bool = Field(
+        True, description="Run an argus node-host beside each local runtime (runtime:<id>)."
     )
 
     @field_validator("home_host_path", "workspace_host_path")
@@ -107,13 +146,6 @@ class Settings(BaseModel):
     def _split_origins(cls, value: Any) -> Any:
         if isinstance(value, str):
             return tuple(o.strip().rstrip("/") for o in value.split(",") if o.strip())
-        return value
-
-    @field_validator("node_allow", mode="before")
-    @classmethod
-    def _split_node_allow(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return tuple(e.strip() for e in value.split(",") if e.strip())
         return value
 
     @field_validator("token", "node_token", mode="before")
@@ -138,7 +170,7 @@ class Settings(BaseModel):
 
     @property
     def node_token_value(self) -> str | None:
-        """The node token in clear (nodes only; never log it)."""
+        """The node token in clear (never log it)."""
         return self.node_token.get_secret_value() if self.node_token is not None else None
 
     @property

@@ -4,6 +4,7 @@
 
     daemon nursery                a crash in any child ends the process non-zero
     ├── SessionManager.serve      every Session's nursery lives under it
+    ├── Automation.serve          lane workers, watchdog, heartbeat, cron
     ├── hypercorn.trio.serve      HTTP and /ws
     └── signal watcher            SIGINT/SIGTERM -> graceful shutdown
 
@@ -24,15 +25,25 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
-from .config import Settings
-from .nodes.wiring import NodesWiring
-from .provision.base import Provisioner
+from .automation.cron_api import make_cron_provider
+from .automation.engine import Automation
+from .config import ConfigError, Settings
+from .nodes.events import make_event_handler
+from .nodes.mcp import McpServer, add_mcp_routes
+from .nodes.registry import NodeRegistry
+from .nodes.scope import Scopes, parse_allow_list
+from .nodes.tools import NodeTools
+from .nodes.ws import NodesEndpoint
+from .provision.base import GatewayLink, Provisioner
 from .provision.local import LocalProvisioner
 from .provision.tcp import TcpProvisioner
 from .sessions.manager import SessionManager
+from .store.db import open_store
+from .tokens import gateway_secret
 from .web import stallguard
 from .web.asgi import ArgusAsgi
-from .web.http import build_http_app
+from .web.http import admin_only, build_http_app
+from .web.nodes_http import add_nodes_routes
 from .web.ws import WsEndpoint
 
 log = logging.getLogger(__name__)
@@ -48,9 +59,9 @@ def make_provisioner(settings: Settings) -> Provisioner:
         return LocalProvisioner(settings)
     if settings.provision_mode == "tcp":
         return TcpProvisioner(settings)
-    raise UnsupportedMode(
-        "ARGUS_PROVISION_MODE=docker: the docker provisioner is not available in this build yet"
-    )
+    from .provision.docker import DockerProvisioner
+
+    return DockerProvisioner(settings)
 
 
 def hypercorn_config(settings: Settings) -> HypercornConfig:
@@ -71,15 +82,43 @@ def hypercorn_config(settings: Settings) -> HypercornConfig:
     return config
 
 
+def check_settings(settings: Settings) -> None:
+    """Cross-module checks ``load_settings`` cannot do; raises ConfigError/UnsupportedMode."""
+    make_provisioner(settings)
+    if settings.heartbeat_active_hours:
+        from .automation import heartbeat
+
+        try:
+            heartbeat.parse_active_hours(settings.heartbeat_active_hours)
+        except ValueError as exc:
+            raise ConfigError(f"ARGUS_HEARTBEAT_ACTIVE_HOURS: {exc}") from None
+
+
 def build_asgi(
-    settings: Settings, manager: SessionManager, nodes: NodesWiring | None = None
-) -> ArgusAsgi:
-    """The ASGI app: raw /ws (and /nodes/ws) plus the Quart HTTP API."""
-    http_app = build_http_app(settings, manager)
-    ws_routes: dict = {"/ws": WsEndpoint(settings, manager)}
-    if nodes is not None:  # nodes (issue 5)
-        ws_routes.update(nodes.install(http_app))
-    return ArgusAsgi(http_app, ws_routes)
+    settings: Settings,
+    manager: SessionManager,
+    automation: Automation | None = None,
+    secret: str = "",
+) -> tuple[ArgusAsgi, NodeRegistry]:
+    """The ASGI app (raw /ws and /nodes/ws, the Quart HTTP API with /mcp) and the registry."""
+    registry = NodeRegistry(settings.node_invoke_max_ms)
+    scopes = Scopes(
+        settings.admin_token,
+        settings.node_token_value,
+        secret,
+        parse_allow_list(settings.node_allow),
+    )
+    tools = NodeTools(registry, scopes, make_cron_provider(automation) if automation else None)
+    http_app = build_http_app(settings, manager, automation)
+    add_nodes_routes(http_app, admin_only(settings), registry)
+    add_mcp_routes(
+        http_app, McpServer(tools, settings.mcp_session_ttl_s), scopes, settings.allowed_origins
+    )
+    ws_routes = {
+        "/ws": WsEndpoint(settings, manager),
+        "/nodes/ws": NodesEndpoint(registry, scopes, make_event_handler(automation)),
+    }
+    return ArgusAsgi(http_app, ws_routes), registry
 
 
 def tune_gc() -> None:
@@ -100,36 +139,65 @@ async def serve(
     """Run the daemon until SIGINT/SIGTERM (or cancellation)."""
     tune_gc()
     provisioner = make_provisioner(settings)
-    manager = SessionManager(settings, provisioner)
-    nodes = await NodesWiring.create(settings, manager)  # nodes (issue 5)
-    app = build_asgi(settings, manager, nodes)
+    store = await open_store(settings.home_host_path)
+    secret = await trio.to_thread.run_sync(gateway_secret, settings)
+    automation = Automation(settings, store)
+    manager = SessionManager(settings, provisioner, hooks=automation, store=store)
+    manager.is_busy = automation.session_busy
+    automation.manager = manager
+    app, _registry = build_asgi(settings, manager, automation, secret)
     stallguard.install()
     stop_http = trio.Event()
-    async with trio.open_nursery() as nursery:
-        await nursery.start(manager.serve)
-        binds = await nursery.start(
-            partial(
-                hypercorn_serve, app, hypercorn_config(settings), shutdown_trigger=stop_http.wait
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(manager.serve)
+            binds = await nursery.start(
+                partial(
+                    hypercorn_serve,
+                    app,
+                    hypercorn_config(settings),
+                    shutdown_trigger=stop_http.wait,
+                )
             )
-        )
-        for bind in binds:
-            # Printed whatever the log level: users and scripts read the bound port here.
-            print(f"argus: listening on {bind}", file=sys.stderr, flush=True)
-        log.info("provision mode: %s", provisioner.describe())
-        nodes.set_bound(binds)
-        task_status.started(binds)
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async for signum in signals:
-                log.info("received %s, shutting down", signal.Signals(signum).name)
-                break
-        nursery.start_soon(_force_on_second_signal, nursery.cancel_scope)
-        with trio.move_on_after(settings.shutdown_timeout_s) as scope:
-            await manager.stop_all()
-            stop_http.set()
-        if scope.cancelled_caught:
-            log.warning("shutdown deadline passed; cancelling what is left")
-        nursery.cancel_scope.cancel()
+            for bind in binds:
+                # Printed whatever the log level: users and scripts read the bound port here.
+                print(f"argus: listening on {bind}", file=sys.stderr, flush=True)
+            provisioner.gateway = GatewayLink(loopback_url(binds[0]), secret)
+            await manager.readopt_live()
+            # Automation starts once runtimes can reach the gateway (their node-host, MCP).
+            await nursery.start(automation.serve)
+            log.info("provision mode: %s", provisioner.describe())
+            task_status.started(binds)
+            await _wait_for_signal()
+            nursery.start_soon(_force_on_second_signal, nursery.cancel_scope)
+            with trio.move_on_after(settings.shutdown_timeout_s) as scope:
+                await manager.stop_all()
+                stop_http.set()
+            if scope.cancelled_caught:
+                log.warning("shutdown deadline passed; cancelling what is left")
+            nursery.cancel_scope.cancel()
+    finally:
+        with trio.CancelScope(shield=True):
+            await store.aclose()
     log.info("stopped")
+
+
+def loopback_url(bind: str) -> str:
+    """How a local runtime reaches the gateway: the bound URL, a wildcard host made loopback."""
+    scheme, _, rest = bind.partition("://")
+    host, _, port = rest.rpartition(":")
+    if host in ("0.0.0.0", ""):
+        host = "127.0.0.1"
+    elif host in ("[::]", "::"):
+        host = "[::1]"
+    return f"{scheme}://{host}:{port}"
+
+
+async def _wait_for_signal() -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            log.info("received %s, shutting down", signal.Signals(signum).name)
+            return
 
 
 async def _force_on_second_signal(scope: trio.CancelScope) -> None:

@@ -29,6 +29,9 @@ Special inputs (the text of a ``turn/start``):
     write a non-JSON line and an empty line to stdout, then echo.
 ``/big BYTES``
     emit one ``demo/big`` notification of about BYTES bytes, then echo.
+``/quiet TEXT``
+    answer with TEXT as one delta, nothing else (a turn that completes at once, whatever
+    context surrounds it).
 """
 
 from __future__ import annotations
@@ -327,8 +330,13 @@ class DemoRuntime:
             )
 
     async def turn_body(self, base: dict[str, Any], turn: dict[str, Any], text: str) -> str:
-        """The special inputs, or an echo; returns the turn status."""
-        command, _, rest = text.strip().partition(" ")
+        """The special inputs, or an echo; returns the turn status.
+
+        A special input may be any line of the text (gateway turns put project context and
+        instructions around the user's words).
+        """
+        special = next((ln for ln in text.splitlines() if ln.startswith("/")), text)
+        command, _, rest = special.strip().partition(" ")
         args = rest.split()
         if command == "/crash":
             print("demo-runtime: crashing on request", file=sys.stderr, flush=True)
@@ -345,6 +353,9 @@ class DemoRuntime:
             await self.stream_message(
                 base, turn, [f"{i:08d}" for i in range(count)], delay=delay_ms / 1000
             )
+            return "completed"
+        if command == "/quiet":
+            await self.stream_message(base, turn, [rest.strip()])
             return "completed"
         if command == "/stderr":
             for i in range(int(args[0]) if args else 10):

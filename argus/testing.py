@@ -122,3 +122,97 @@ async def run_daemon(
     finally:
         if process.returncode is None:
             process.kill()
+        await trio.to_thread.run_sync(kill_bridges, home)
+
+
+def kill_bridges(home: Path) -> None:
+    """Stop the detached runtime bridges a test daemon left under ``home`` (their groups).
+
+    Bridges outlive their gateway by design; a test must not leave them behind.
+    """
+    import json
+
+    for pid_file in home.glob("sessions/*/bridge.json"):
+        try:
+            info = json.loads(pid_file.read_text())
+        except (OSError, ValueError):
+            continue
+        for key in ("runtimePid", "pid"):
+            pid = info.get(key)
+            if isinstance(pid, int):
+                try:
+                    os.killpg(pid, signal.SIGKILL)
+                except OSError:
+                    continue
+
+
+# -- the runtime image, built locally (tests and benchmarks) ---------------------------------
+
+REPO = Path(__file__).resolve().parents[1]
+BASE_IMAGE_TAG = "argus-base:bookworm"
+
+
+def extra_ca_certs() -> str:
+    """The machine's extra CA certificates (PEM), for image builds behind a TLS proxy."""
+    certs = sorted(Path("/usr/local/share/ca-certificates").glob("*.crt"))
+    return "\n".join(c.read_text() for c in certs)
+
+
+def runtime_image_tag() -> str:
+    """``argus-runtime:test-<hash>`` of everything that goes into the runtime image."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    files = [REPO / "runtime" / "Dockerfile", REPO / "pyproject.toml"]
+    files += sorted((REPO / "argus").rglob("*.py")) + sorted((REPO / "argus").rglob("*.md"))
+    for path in files:
+        digest.update(str(path.relative_to(REPO)).encode())
+        digest.update(path.read_bytes())
+    return f"argus-runtime:test-{digest.hexdigest()[:12]}"
+
+
+class ImageBuildError(Exception):
+    """The base or runtime image could not be built; ``missing_tool`` when a tool is absent."""
+
+    def __init__(self, message: str, missing_tool: bool = False) -> None:
+        super().__init__(message)
+        self.missing_tool = missing_tool
+
+
+def build_runtime_image() -> str:
+    """Build (or reuse) the runtime image on a debootstrapped base; returns its tag.
+
+    Blocking (minutes on a cold cache): call it from a worker thread or a sync fixture.
+    """
+    tag = runtime_image_tag()
+    if subprocess.run(["docker", "image", "inspect", tag], capture_output=True).returncode == 0:
+        return tag
+    base = subprocess.run(
+        [str(REPO / "runtime" / "build-base-image.sh"), BASE_IMAGE_TAG],
+        capture_output=True,
+        text=True,
+    )
+    if base.returncode != 0:
+        raise ImageBuildError(base.stderr.strip()[-2000:], missing_tool=base.returncode == 2)
+    build = subprocess.run(
+        [
+            "docker",
+            "build",
+            "-q",
+            "-f",
+            "runtime/Dockerfile",
+            "--build-arg",
+            f"BASE_IMAGE={BASE_IMAGE_TAG}",
+            "--build-arg",
+            f"EXTRA_CA_CERTS={extra_ca_certs()}",
+            "-t",
+            tag,
+            ".",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    if build.returncode != 0:
+        raise ImageBuildError(build.stderr[-3000:])
+    return tag

@@ -22,13 +22,33 @@ from pathlib import Path
 from .config import Settings
 
 SECRET_FILE = Path("gateway") / "secret"
-PREFIX = "ast_"  # "argus session token": recognisable in a leak report, never a valid admin token
+PREFIX = "ast."  # "argus session token": recognisable in a leak report
+
+
+def _mac(secret: str, session_id: str) -> str:
+    digest = hmac.new(secret.encode(), b"argus-session:" + session_id.encode(), hashlib.sha256)
+    return digest.hexdigest()
 
 
 def derive_session_token(secret: str, session_id: str) -> str:
-    """The token of ``session_id``: HMAC-SHA256 keyed by the gateway secret."""
-    digest = hmac.new(secret.encode(), b"argus-session:" + session_id.encode(), hashlib.sha256)
-    return PREFIX + digest.hexdigest()
+    """The token of ``session_id``: ``ast.<sessionId>.<HMAC-SHA256(secret, sessionId)>``.
+
+    The session id is in clear so the gateway knows which session a token claims without a
+    lookup table; only the MAC proves it, and it cannot be forged without the secret.
+    """
+    return f"{PREFIX}{session_id}.{_mac(secret, session_id)}"
+
+
+def session_of_token(secret: str, token: str | None) -> str | None:
+    """The session a token proves, or None (compared in constant time)."""
+    if not token or not token.startswith(PREFIX):
+        return None
+    session_id, _, mac = token[len(PREFIX) :].rpartition(".")
+    if not session_id:
+        return None
+    if not hmac.compare_digest(mac.encode(), _mac(secret, session_id).encode()):
+        return None
+    return session_id
 
 
 def load_or_create_secret(home: Path) -> str:
@@ -51,4 +71,4 @@ def gateway_secret(settings: Settings) -> str:
     return settings.admin_token or load_or_create_secret(settings.home_host_path)
 
 
-__all__ = ["derive_session_token", "gateway_secret", "load_or_create_secret"]
+__all__ = ["derive_session_token", "gateway_secret", "load_or_create_secret", "session_of_token"]

@@ -10,7 +10,7 @@ import argparse
 import importlib.util
 from typing import Any
 
-from bench import argus_bench
+from bench import argus_bench, automation_bench, bridge_bench, nodes_bench
 
 Row = dict[str, Any]
 
@@ -87,11 +87,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--quick", action="store_true", help="small counts, 2 runs")
     parser.add_argument("--no-ceiling", action="store_true", help="skip the stack ceiling")
+    parser.add_argument(
+        "--only",
+        nargs="*",
+        default=None,
+        help="only these groups: ceiling core automation nodes bridge",
+    )
     options = parser.parse_args()
     rows: list[Row] = []
-    if not options.no_ceiling:
+    groups = set(options.only or ("ceiling", "core", "automation", "nodes", "bridge"))
+    if not options.no_ceiling and "ceiling" in groups:
         rows += ceiling_rows(options.quick)
-    rows += argus_bench.run(quick=options.quick)
+    if "core" in groups:
+        rows += argus_bench.run(quick=options.quick)
+    if "automation" in groups:
+        rows += automation_bench.run(quick=options.quick)
+    if "nodes" in groups:
+        rows += nodes_bench.run(quick=options.quick)
+    if "bridge" in groups:
+        rows += bridge_bench.run(quick=options.quick)
     print(f"{'bench':<9} {'case':<40} {'value':>14} unit")
     for row in rows:
         extra = ""

@@ -481,6 +481,7 @@ async def run_all(quick: bool = False) -> list[Row]:
             # The daemon has its core to itself; its runtimes run beside the client, as the
             # direct measurement's runtime runs beside its own reader.
             "ARGUS_RUNTIME_CMD": f"taskset -c {CLIENT_CPU} {sys.executable} -m argus.demo_runtime",
+            "ARGUS_RUNTIME_NODE": "0",
         }
         async with run_daemon(
             home / "gw", "--log-level", "warning", env=big, cpu=SERVER_CPU
@@ -493,7 +494,9 @@ async def run_all(quick: bool = False) -> list[Row]:
                 rows += await bench_rtt(daemon, home, 500 if quick else 5000)
                 rows += await bench_fanout(daemon, runs, 10, 5000)
                 rows += await bench_attach(daemon, runs)
-        env = {"ARGUS_MAX_SESSIONS": "2000"}
+        # The gateway's own cost per idle session: plain child runtimes, no runtime nodes
+        # (a bridge and a node-host are two more processes per session, outside the gateway).
+        env = {"ARGUS_MAX_SESSIONS": "2000", "ARGUS_LOCAL_DETACH": "0", "ARGUS_RUNTIME_NODE": "0"}
         async with run_daemon(
             home / "idle", "--log-level", "warning", env=env, cpu=SERVER_CPU
         ) as daemon:

@@ -1,20 +1,20 @@
-"""The node-host's jobs: processes it started, in memory and under ``<state>/jobs/<id>/``.
+"""The node-host's background jobs: processes with captured output that outlive a call.
 
-Why a job store: ``system.run`` may "yield" (return ``{running, jobId}`` after ``yieldMs``)
-while the process keeps running; the agent must then answer ``process.*`` about it and
-report its completion later, even across a reconnect. Meta is written atomically (temp file
-and rename, in a worker thread); output is kept as an in-memory tail per stream (2 MiB,
-oldest bytes dropped) and written to ``stdout.log``/``stderr.log`` at exit. Jobs found
-running at start-up belonged to a previous agent and are marked ``orphaned``; the agent also
-marks its running jobs orphaned when it stops. Completed jobs beyond 200 are pruned.
+A job is one process (no shell: ``argv`` as given), started in its own process group with
+stdin at /dev/null and an environment scrubbed of ``ARGUS_*`` secrets. Its output goes to
+``stdout.log``/``stderr.log`` in the job's directory while it runs (each file capped at
+``LOG_CAP``; counting continues past it), and the last ``TAIL_CAP`` bytes of each stream are
+kept in memory for results and events. ``meta.json`` is written atomically (temp + rename).
 
-Children run in their own session (process group) with stdin on /dev/null, so a kill or a
-timeout reaches grandchildren too (the original killed only the direct child, and a ``sh -c``
-pipeline kept running).
+Jobs live in ``<state dir>/jobs/<jobId>/`` and survive a node-host restart: a job that was
+running when the agent stopped is marked ``orphaned`` (with ``alive`` saying whether its
+process still exists). At most ``KEEP_FINISHED`` finished jobs are kept; older ones are
+deleted. All file I/O runs in worker threads.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -24,6 +24,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +32,12 @@ import trio
 
 log = logging.getLogger(__name__)
 
-TAIL_BYTES = 2 * 1024 * 1024  # per stream, newest kept
-RESULT_CAP = 64 * 1024  # per stream in a synchronous system.run result
+TAIL_CAP = 64 * 1024
 EVENT_TAIL_CHARS = 4000
-KEEP_COMPLETED = 200
-KILL_GRACE_S = 1.5
-MAX_YIELD_MS = 3_600_000
-DEFAULT_YIELD_MS = 10_000
+LOG_CAP = 8 * 1024 * 1024
+KEEP_FINISHED = 200
+MAX_RUNNING = 64
+KILL_GRACE_S = 2.0
 
 
 def now_ms() -> int:
@@ -45,181 +45,97 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-class Tail:
-    """A byte tail: keeps the newest ``cap`` bytes and counts everything."""
-
-    def __init__(self, cap: int = TAIL_BYTES) -> None:
-        self.cap = cap
-        self.buf = bytearray()
-        self.total = 0
-
-    def feed(self, data: bytes) -> None:
-        """Append ``data``, dropping the oldest bytes beyond the cap."""
-        self.total += len(data)
-        self.buf += data
-        if len(self.buf) > self.cap:
-            del self.buf[: len(self.buf) - self.cap]
-
-    def text(self, limit: int | None = None) -> str:
-        """The last ``limit`` bytes, decoded leniently."""
-        data = bytes(self.buf if limit is None else self.buf[-limit:])
-        return data.decode("utf-8", "replace")
-
-    @property
-    def truncated(self) -> bool:
-        """True once output went past the tail."""
-        return self.total > self.cap
-
-
-class JobError(Exception):
-    """A command failure with a node error code (BAD_INPUT, NOT_FOUND, ...)."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-class Job:
-    """One process and its metadata."""
-
-    def __init__(self, meta: dict[str, Any], directory: Path) -> None:
-        self.meta = meta
-        self.dir = directory
-        self.out = Tail()
-        self.err = Tail()
-        self.done = trio.Event()
-        self.process: trio.Process | None = None
-
-    @property
-    def running(self) -> bool:
-        """True while the process runs under this agent."""
-        return bool(self.meta.get("running")) and self.process is not None
-
-    def kill_group(self, sig: int) -> None:
-        """Signal the job's whole process group."""
-        if self.process is None or self.done.is_set():
-            return
-        try:
-            os.killpg(self.process.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-
-def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
-
-
-def _load_all(jobs_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
-    out = []
-    if not jobs_dir.is_dir():
-        return out
-    for d in jobs_dir.iterdir():
-        try:
-            meta = json.loads((d / "meta.json").read_text())
-        except (OSError, ValueError):
-            continue
-        if isinstance(meta, dict):
-            if meta.get("running"):
-                meta.update(running=False, orphaned=True)
-                _write_json_atomic(d / "meta.json", meta)
-            out.append((d, meta))
-    return out
-
-
-def child_env(extra: Any) -> dict[str, str]:
-    """The agent's environment minus every ARGUS_* secret, plus string-valued ``extra``."""
+def child_environment(extra: dict[str, str] | None) -> dict[str, str]:
+    """The node-host's environment minus every ARGUS_* variable, plus ``extra``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ARGUS_")}
-    if isinstance(extra, dict):
-        env.update({str(k): v for k, v in extra.items() if isinstance(v, str)})
+    env.update(extra or {})
     return env
 
 
-class JobStore:
-    """All jobs of one agent; ``emit`` receives ``node.process.exited`` payloads."""
+class Tail:
+    """The last ``TAIL_CAP`` bytes of a stream and its total size."""
 
-    def __init__(
-        self,
-        state_dir: Path,
-        node_id: str,
-        session_id: str | None,
-        emit: Callable[[dict[str, Any]], None],
-    ) -> None:
-        self.state_dir = state_dir
-        self.jobs_dir = state_dir / "jobs"
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.total = 0
+
+    def feed(self, chunk: bytes) -> None:
+        """Append, keeping only the tail."""
+        self.total += len(chunk)
+        self.data += chunk
+        if len(self.data) > TAIL_CAP:
+            del self.data[: len(self.data) - TAIL_CAP]
+
+    def text(self, limit: int = TAIL_CAP) -> str:
+        """The last ``limit`` bytes, decoded."""
+        return bytes(self.data[-limit:]).decode("utf-8", "replace")
+
+    @property
+    def truncated(self) -> bool:
+        """Whether output was dropped from the tail."""
+        return self.total > len(self.data)
+
+
+@dataclass(eq=False)
+class Job:
+    """One job: its metadata and, while it runs, its process and output tails."""
+
+    meta: dict[str, Any]
+    process: trio.Process | None = None
+    stdout: Tail = field(default_factory=Tail)
+    stderr: Tail = field(default_factory=Tail)
+    finished: trio.Event = field(default_factory=trio.Event)
+
+    @property
+    def id(self) -> str:
+        """The job id."""
+        return self.meta["jobId"]
+
+
+class JobStore:
+    """All jobs of one node-host, on disk and in memory."""
+
+    def __init__(self, state_dir: Path, node_id: str, on_exit: Callable[[Job], None]) -> None:
+        self.dir = state_dir / "jobs"
         self.node_id = node_id
-        self.session_id = session_id
-        self.emit = emit
         self.jobs: dict[str, Job] = {}
-        self.nursery: trio.Nursery | None = None
+        self.on_exit = on_exit
 
     async def load(self) -> None:
-        """Load jobs from disk, marking leftovers orphaned, and prune."""
-        await trio.to_thread.run_sync(lambda: self.jobs_dir.mkdir(parents=True, exist_ok=True))
-        for d, meta in await trio.to_thread.run_sync(_load_all, self.jobs_dir):
-            job = Job(meta, d)
-            job.done.set()
-            self.jobs[str(meta.get("jobId") or d.name)] = job
-        await self._prune()
+        """Read the jobs of earlier runs; running ones become orphans."""
 
-    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Own the jobs' tasks; on stop, mark still-running jobs orphaned."""
-        try:
-            async with trio.open_nursery() as nursery:
-                self.nursery = nursery
-                task_status.started()
-                await trio.sleep_forever()
-        finally:
-            with trio.CancelScope(shield=True):
-                for job in self.jobs.values():
-                    if job.meta.get("running"):
-                        job.meta.update(running=False, orphaned=True)
-                        await self._save(job)
+        def read() -> list[dict[str, Any]]:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            metas = []
+            for meta_path in self.dir.glob("*/meta.json"):
+                try:
+                    meta = json.loads(meta_path.read_text())
+                except (OSError, ValueError):
+                    continue
+                if isinstance(meta, dict) and isinstance(meta.get("jobId"), str):
+                    if meta.get("running"):
+                        meta.update(running=False, orphaned=True, alive=_alive(meta.get("pid")))
+                        _write_meta(meta_path.parent, meta)
+                    metas.append(meta)
+            return metas
 
-    async def _save(self, job: Job) -> None:
-        await trio.to_thread.run_sync(_write_json_atomic, job.dir / "meta.json", dict(job.meta))
+        for meta in await trio.to_thread.run_sync(read):
+            self.jobs[meta["jobId"]] = Job(meta)
+        await self.prune()
 
-    async def _prune(self) -> None:
-        done = [
-            j for j in self.jobs.values() if j.meta.get("endedAtMs") and not j.meta.get("running")
-        ]
-        done.sort(key=lambda j: j.meta.get("endedAtMs") or 0, reverse=True)
-        for job in done[KEEP_COMPLETED:]:
-            self.jobs.pop(str(job.meta.get("jobId")), None)
-            await trio.to_thread.run_sync(lambda d=job.dir: shutil.rmtree(d, ignore_errors=True))
+    def running(self) -> int:
+        """How many jobs run now."""
+        return sum(1 for j in self.jobs.values() if j.meta.get("running"))
 
-    def get(self, params: Any, command: str) -> Job:
-        """The job named by ``params.jobId``, or BAD_INPUT / NOT_FOUND."""
-        job_id = str((params or {}).get("jobId") or "").strip() if isinstance(params, dict) else ""
-        if not job_id:
-            raise JobError("BAD_INPUT", f"{command} requires jobId")
-        job = self.jobs.get(job_id)
-        if job is None:
-            raise JobError("NOT_FOUND", f"unknown jobId: {job_id}")
-        return job
-
-    # -- system.run ------------------------------------------------------------------------
-
-    async def run(self, params: Any, frame_timeout_ms: int | None) -> dict[str, Any]:
-        """``system.run``: start, wait up to the effective ``yieldMs``, report."""
-        p = params if isinstance(params, dict) else {}
-        argv = p.get("argv")
-        if not (isinstance(argv, list) and argv and all(isinstance(a, str) for a in argv)):
-            raise JobError("BAD_INPUT", "system.run requires argv: string[]")
-        cwd = p.get("cwd") if isinstance(p.get("cwd"), str) and p["cwd"].strip() else None
-        if cwd is not None and not await trio.to_thread.run_sync(os.path.isdir, cwd):
-            raise JobError("BAD_INPUT", f"cwd does not exist: {cwd}")
-        timeout_ms = p.get("timeoutMs")
-        timeout_ms = timeout_ms if type(timeout_ms) in (int, float) and timeout_ms > 0 else None
-        yield_ms = p.get("yieldMs")
-        yield_ms = int(yield_ms) if type(yield_ms) in (int, float) else DEFAULT_YIELD_MS
-        yield_ms = max(0, min(MAX_YIELD_MS, yield_ms))
-        if frame_timeout_ms:
-            # Answer before the gateway stops waiting, else the result would be lost.
-            yield_ms = max(0, min(yield_ms, frame_timeout_ms - 1000))
-        notify = p.get("notifyOnExit")
-        mode = "always" if notify is True else "never" if notify is False else "auto"
+    async def start(
+        self,
+        nursery: trio.Nursery,
+        argv: list[str],
+        cwd: str | None,
+        env: dict[str, str] | None,
+        timeout_ms: int | None,
+    ) -> Job:
+        """Spawn a job; raises OSError when the process cannot start."""
         job_id = str(uuid.uuid4())
         meta: dict[str, Any] = {
             "version": 1,
@@ -234,200 +150,171 @@ class JobStore:
             "running": True,
             "orphaned": False,
             "timeoutMs": timeout_ms,
-            "yieldMs": yield_ms,
-            "notifyOnExit": mode == "always",
-            "notifyOnExitMode": mode,
+            "notifyOnExit": False,
             "exitCode": None,
             "signal": None,
             "timedOut": False,
             "stdoutBytes": 0,
             "stderrBytes": 0,
-            "stdoutTruncated": False,
-            "stderrTruncated": False,
         }
-        try:
-            process = await trio.lowlevel.open_process(
-                argv,
-                cwd=cwd,
-                env=child_env(p.get("env")),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                start_new_session=True,
-            )
-        except (OSError, ValueError) as exc:
-            raise JobError("SPAWN_FAILED", f"spawn {argv[0]}: {exc}") from None
-        job = Job(meta, self.jobs_dir / job_id)
-        job.process = process
+        process = await trio.lowlevel.open_process(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=cwd,
+            env=child_environment(env),
+            start_new_session=True,
+        )
         meta.update(pid=process.pid, startedAtMs=now_ms())
-        await trio.to_thread.run_sync(lambda: job.dir.mkdir(parents=True, exist_ok=True))
-        await self._save(job)
+        job = Job(meta, process)
         self.jobs[job_id] = job
-        assert self.nursery is not None
-        self.nursery.start_soon(self._supervise, job, timeout_ms)
-        if yield_ms > 0:
-            with trio.move_on_after(yield_ms / 1000):
-                await job.done.wait()
-        if job.done.is_set():
-            return self._completed(job)
-        if mode == "auto":
-            meta["notifyOnExit"] = True
-            await self._save(job)
-        return {
-            "jobId": job_id,
-            "running": True,
-            "argv": argv,
-            "cwd": cwd,
-            "timeoutMs": timeout_ms,
-            "yieldMs": yield_ms,
-            "pid": process.pid,
-            "stdoutTail": job.out.text()[-EVENT_TAIL_CHARS:],
-            "stderrTail": job.err.text()[-EVENT_TAIL_CHARS:],
-            "stdoutBytes": job.out.total,
-            "stderrBytes": job.err.total,
-        }
-
-    def _completed(self, job: Job) -> dict[str, Any]:
-        m = job.meta
-        out = {k: m[k] for k in ("jobId", "argv", "cwd", "timeoutMs", "yieldMs", "pid")}
-        out.update(
-            running=False, exitCode=m["exitCode"], signal=m["signal"], timedOut=m["timedOut"]
+        job_dir = self.dir / job_id
+        await trio.to_thread.run_sync(
+            lambda: (job_dir.mkdir(parents=True), _write_meta(job_dir, meta))
         )
-        out.update(
-            stdout=job.out.text(RESULT_CAP),
-            stderr=job.err.text(RESULT_CAP),
-            stdoutBytes=job.out.total,
-            stderrBytes=job.err.total,
-            stdoutTruncated=job.out.total > RESULT_CAP,
-            stderrTruncated=job.err.total > RESULT_CAP,
-        )
-        return out
+        nursery.start_soon(self._supervise, job, job_dir, timeout_ms)
+        return job
 
-    async def _supervise(self, job: Job, timeout_ms: float | None) -> None:
+    async def _supervise(self, job: Job, job_dir: Path, timeout_ms: int | None) -> None:
         process = job.process
-        assert process is not None
-
-        async def pump(stream: Any, tail: Tail) -> None:
-            while data := await stream.receive_some(65536):
-                tail.feed(data)
-
-        async def deadline() -> None:
-            await trio.sleep(timeout_ms / 1000)  # type: ignore[operator]
-            job.meta["timedOut"] = True
-            await self._kill(job)
-
+        assert process is not None and process.stdout is not None and process.stderr is not None
         async with trio.open_nursery() as nursery:
-            if timeout_ms:
-                nursery.start_soon(deadline)
-            async with trio.open_nursery() as pumps:
-                pumps.start_soon(pump, process.stdout, job.out)
-                pumps.start_soon(pump, process.stderr, job.err)
-            code = await process.wait()
-            nursery.cancel_scope.cancel()
-        m = job.meta
-        m.update(running=False, endedAtMs=now_ms())
-        m["exitCode"] = code if code >= 0 else None
-        m["signal"] = signal.Signals(-code).name if code < 0 else None
-        m.update(
-            stdoutBytes=job.out.total,
-            stderrBytes=job.err.total,
-            stdoutTruncated=job.out.truncated,
-            stderrTruncated=job.err.truncated,
+            nursery.start_soon(_pump, process.stdout, job.stdout, job_dir / "stdout.log")
+            nursery.start_soon(_pump, process.stderr, job.stderr, job_dir / "stderr.log")
+            if timeout_ms and timeout_ms > 0:
+                with trio.move_on_after(timeout_ms / 1000):
+                    await process.wait()
+                if process.returncode is None:
+                    job.meta["timedOut"] = True
+                    kill_group(process, signal.SIGKILL)
+            await process.wait()
+        rc = process.returncode
+        job.meta.update(
+            running=False,
+            endedAtMs=now_ms(),
+            exitCode=rc if rc is not None and rc >= 0 else None,
+            signal=signal.Signals(-rc).name if rc is not None and rc < 0 else None,
+            stdoutBytes=job.stdout.total,
+            stderrBytes=job.stderr.total,
+            stdoutTruncated=job.stdout.truncated,
+            stderrTruncated=job.stderr.truncated,
         )
-        with trio.CancelScope(shield=True):
-            await self._save(job)
+        await trio.to_thread.run_sync(_write_meta, job_dir, job.meta)
+        job.finished.set()
+        self.on_exit(job)
+        await self.prune()
 
-            def write_logs() -> None:
-                (job.dir / "stdout.log").write_bytes(bytes(job.out.buf))
-                (job.dir / "stderr.log").write_bytes(bytes(job.err.buf))
-
-            await trio.to_thread.run_sync(write_logs)
-        job.done.set()
-        if m.get("notifyOnExit"):
-            self.emit(self.exit_event(job))
-        await self._prune()
-
-    def exit_event(self, job: Job) -> dict[str, Any]:
-        """The ``node.process.exited`` payload."""
-        m = job.meta
-        return {
-            "nodeId": self.node_id,
-            "sessionId": self.session_id,
-            **{k: m.get(k) for k in ("jobId", "argv", "cwd", "exitCode", "signal", "timedOut")},
-            "startedAtMs": m.get("startedAtMs"),
-            "endedAtMs": m.get("endedAtMs"),
-            "stdoutTail": job.out.text()[-EVENT_TAIL_CHARS:],
-            "stderrTail": job.err.text()[-EVENT_TAIL_CHARS:],
-        }
-
-    async def _kill(self, job: Job) -> str:
-        job.kill_group(signal.SIGTERM)
+    async def kill(self, job: Job) -> str:
+        """SIGTERM the job's process group, then SIGKILL after a grace; the last signal sent."""
+        process = job.process
+        if process is None or process.returncode is not None:
+            return "none"
+        kill_group(process, signal.SIGTERM)
         with trio.move_on_after(KILL_GRACE_S):
-            await job.done.wait()
+            await job.finished.wait()
             return "SIGTERM"
-        job.kill_group(signal.SIGKILL)
+        kill_group(process, signal.SIGKILL)
+        with trio.move_on_after(KILL_GRACE_S):
+            await job.finished.wait()
         return "SIGKILL"
 
-    # -- process.* -------------------------------------------------------------------------
-
-    def list(self) -> dict[str, Any]:
-        """``process.list``: running first, then newest first."""
-        keys = ("jobId", "running", "orphaned", "pid", "argv", "cwd", "createdAtMs")
-        keys += ("startedAtMs", "endedAtMs", "exitCode", "signal", "timedOut")
-        jobs = [{k: j.meta.get(k) for k in keys} for j in self.jobs.values()]
-        jobs.sort(key=lambda j: (not j["running"], -(j["startedAtMs"] or j["createdAtMs"] or 0)))
-        return {"jobs": jobs}
-
-    def describe(self, job: Job) -> dict[str, Any]:
-        """``process.get``: the meta, with live byte counts for a running job."""
-        meta = dict(job.meta)
-        if job.running:
-            meta.update(stdoutBytes=job.out.total, stderrBytes=job.err.total)
-        return {"job": meta}
-
-    async def logs(self, job: Job, params: Any) -> dict[str, Any]:
-        """``process.logs``: the last ``tailBytes`` (1 KiB..2 MiB, default 64 KiB) per stream."""
-        raw = params.get("tailBytes") if isinstance(params, dict) else None
-        tail = int(raw) if type(raw) in (int, float) else 64 * 1024
-        tail = max(1024, min(TAIL_BYTES, tail))
-        m = job.meta
-        if job.running:
-            return {
-                "jobId": m["jobId"],
-                "running": True,
-                "stdout": job.out.text(tail),
-                "stderr": job.err.text(tail),
-                "stdoutBytes": job.out.total,
-                "stderrBytes": job.err.total,
-                "stdoutTruncated": job.out.truncated,
-                "stderrTruncated": job.err.truncated,
-            }
+    async def read_logs(self, job: Job, tail_bytes: int) -> tuple[str, str]:
+        """The last ``tail_bytes`` of each stream (memory while running, else the files)."""
+        if job.meta.get("running"):
+            return job.stdout.text(tail_bytes), job.stderr.text(tail_bytes)
+        job_dir = self.dir / job.id
 
         def read(name: str) -> str:
             try:
-                with open(job.dir / name, "rb") as f:
-                    size = f.seek(0, os.SEEK_END)
-                    f.seek(max(0, size - tail))
+                with (job_dir / name).open("rb") as f:
+                    f.seek(0, os.SEEK_END)
+                    f.seek(max(0, f.tell() - tail_bytes))
                     return f.read().decode("utf-8", "replace")
             except OSError:
                 return ""
 
-        out = await trio.to_thread.run_sync(read, "stdout.log")
-        err = await trio.to_thread.run_sync(read, "stderr.log")
-        return {
-            "jobId": m["jobId"],
-            "running": False,
-            "stdout": out,
-            "stderr": err,
-            "stdoutBytes": m.get("stdoutBytes"),
-            "stderrBytes": m.get("stderrBytes"),
-            "stdoutTruncated": bool(m.get("stdoutTruncated")),
-            "stderrTruncated": bool(m.get("stderrTruncated")),
-        }
+        return await trio.to_thread.run_sync(read, "stdout.log"), await trio.to_thread.run_sync(
+            read, "stderr.log"
+        )
 
-    async def kill(self, job: Job) -> dict[str, Any]:
-        """``process.kill``: SIGTERM to the group, SIGKILL after the grace period."""
-        if not job.running or job.done.is_set():
-            raise JobError("NOT_RUNNING", f"job not running: {job.meta.get('jobId')}")
-        sent = await self._kill(job)
-        return {"jobId": job.meta["jobId"], "signal": sent}
+    async def prune(self) -> None:
+        """Delete the oldest finished jobs beyond ``KEEP_FINISHED``."""
+        finished = [
+            j for j in self.jobs.values() if not j.meta.get("running") and j.meta.get("endedAtMs")
+        ]
+        finished.sort(key=lambda j: j.meta["endedAtMs"], reverse=True)
+        for job in finished[KEEP_FINISHED:]:
+            del self.jobs[job.id]
+            await trio.to_thread.run_sync(shutil.rmtree, self.dir / job.id, True)
+
+    def listing(self) -> list[dict[str, Any]]:
+        """``process.list``: running first, then newest."""
+        keys = (
+            "jobId",
+            "running",
+            "orphaned",
+            "pid",
+            "argv",
+            "cwd",
+            "createdAtMs",
+            "startedAtMs",
+            "endedAtMs",
+            "exitCode",
+            "signal",
+            "timedOut",
+        )
+        jobs = [{k: j.meta.get(k) for k in keys} for j in self.jobs.values()]
+        jobs.sort(key=lambda m: (not m["running"], -(m["startedAtMs"] or m["createdAtMs"] or 0)))
+        return jobs
+
+    def describe(self, job: Job) -> dict[str, Any]:
+        """``process.get``: the metadata with live byte counts."""
+        meta = dict(job.meta)
+        if meta.get("running"):
+            meta.update(stdoutBytes=job.stdout.total, stderrBytes=job.stderr.total)
+        return meta
+
+
+def kill_group(process: trio.Process, sig: int) -> None:
+    """Signal the whole process group (what the job started, too)."""
+    try:
+        os.killpg(process.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(sig)
+
+
+async def _pump(stream: trio.abc.ReceiveStream, tail: Tail, path: Path) -> None:
+    written = 0
+    with open(path, "ab") as f:  # noqa: ASYNC230 - writes go through to_thread below
+        while True:
+            try:
+                chunk = await stream.receive_some(65536)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                return
+            if not chunk:
+                return
+            tail.feed(chunk)
+            if written < LOG_CAP:
+                piece = chunk[: LOG_CAP - written]
+                written += len(piece)
+                await trio.to_thread.run_sync(f.write, piece)
+
+
+def _write_meta(job_dir: Path, meta: dict[str, Any]) -> None:
+    tmp = job_dir / "meta.json.tmp"
+    tmp.write_text(json.dumps(meta, indent=2) + "\n")
+    os.replace(tmp, job_dir / "meta.json")
+
+
+def _alive(pid: Any) -> bool:
+    if not isinstance(pid, int):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,439 +1,231 @@
-"""``/mcp``: the MCP Streamable HTTP endpoint with the node tools (own implementation).
+"""``/mcp``: MCP over Streamable HTTP (JSON responses), serving the node tools.
 
-Why our own rather than the official SDK: see docs/architecture.md ("MCP"). In short, we
-serve three tools with JSON responses only (no server-initiated messages, no SSE), on the
-Quart-Trio app that already carries our auth and error conventions; the SDK's server side is
-a Starlette/anyio stack with its own session manager and task group, which would be a second
-web framework inside the daemon for about 250 lines of protocol.
+Why our own implementation rather than the official ``mcp`` SDK: the server side of the
+SDK is built on Starlette/anyio with its own session manager and task group per session,
+which would sit beside Quart-Trio as a second web stack inside the daemon. What Argus
+needs is small — ``initialize``, ``ping``, ``tools/list``, ``tools/call``, sessions, and
+the transport's header rules — and owning it lets the scope rules (which token sees which
+node) live in one place. The official SDK client is used in the tests to prove
+interoperability, and the real codex connects to it in the real-peer tier.
 
-Spec points kept: protocol negotiation (2025-11-25, 2025-06-18, 2025-03-26), the
-``MCP-Session-Id`` header (issued at ``initialize``, required afterwards, 404 when unknown or
-expired so clients re-initialize), ``MCP-Protocol-Version`` checked on later requests (400 if
-unsupported), batches, ``Origin`` validated (403, DNS-rebinding protection), ``Accept`` must
-allow JSON (406), ``Content-Type`` JSON (415). Sessions expire after ARGUS_MCP_SESSION_TTL_S
-idle and are bounded (oldest evicted). A session belongs to the caller that created it.
+Transport rules followed (spec 2025-06-18 / 2025-11-25):
 
-Tool arguments are validated against each tool's JSON schema before anything runs; a
-violation is a tool error (``isError``) naming the field, as the 2025-11-25 spec asks.
+* ``POST`` carries one JSON-RPC message or a batch; requests get ``application/json``
+  responses (no SSE stream is ever opened); notifications and responses get 202.
+* ``initialize`` negotiates the protocol version and returns ``MCP-Session-Id``; every
+  later request must carry it (missing: 400; unknown, expired or another caller's: 404).
+* ``MCP-Protocol-Version`` on later requests must be a supported version (else 400).
+* ``Origin``, when sent, must be loopback or in ``ARGUS_ALLOWED_ORIGINS`` (else 403);
+  ``Accept``, when sent, must admit ``application/json`` (else 406).
+* ``GET`` (server-initiated stream) is 405; ``DELETE`` ends a session.
+
+Sessions expire after ``ARGUS_MCP_SESSION_TTL_S`` without use and are bounded in number
+(the least recently used is dropped past ``MAX_SESSIONS``).
 """
 
 from __future__ import annotations
 
-import json
-import logging
 import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
-from quart import Response, request
+from quart import Response, jsonify, request
 from quart_trio import QuartTrio
 
-from ..config import Settings
 from ..web import auth
-from .registry import NodeRegistry
-from .scope import RUNTIME_PREFIX as RUNTIME_PREFIX_REG
-from .scope import Caller, Scopes
-
-log = logging.getLogger(__name__)
+from .scope import Principal, Scopes
+from .tools import NodeTools
 
 VERSIONS = ("2025-11-25", "2025-06-18", "2025-03-26")
-LATEST = VERSIONS[0]
-MAX_SESSIONS = 1024  # overflow: the least recently used session is forgotten
-MAX_BATCH = 64
-
-
-class CronProvider(Protocol):
-    """What the ``cron`` tool needs from the automation store (wired by the daemon)."""
-
-    async def list_jobs(self, session_id: str) -> list[dict[str, Any]]:
-        """The calling session's cron jobs."""
-
-    async def add_job(self, session_id: str, job: dict[str, Any]) -> dict[str, Any]:
-        """Create or replace a job for the session; returns it (raises ValueError if bad)."""
-
-    async def remove_job(self, session_id: str, job_id: str) -> bool:
-        """Remove one of the session's jobs; False if it had none with that id."""
-
-
-TOOLS: dict[str, dict[str, Any]] = {
-    "nodes_list": {
-        "name": "nodes_list",
-        "title": "Nodes List",
-        "description": "List the connected nodes (devices) you may use and their commands.",
-        "inputSchema": {"type": "object", "properties": {}, "additionalProperties": False},
-    },
-    "node_invoke": {
-        "name": "node_invoke",
-        "title": "Node Invoke",
-        "description": (
-            "Invoke a command on a connected node. node='self' (the default) is this "
-            "session's own runtime node. Commands: system.run {argv, cwd?, env?, timeoutMs?, "
-            "yieldMs?}, system.which {bin}, process.list, process.get {jobId}, "
-            "process.logs {jobId, tailBytes?}, process.kill {jobId}."
-        ),
-        "inputSchema": {
-            "type": "object",
-            "properties": {
-                "node": {"type": "string", "description": "nodeId/displayName, or 'self'."},
-                "command": {"type": "string", "description": "Command name, e.g. system.run"},
-                "params": {"type": "object", "description": "The command's parameters."},
-                "timeoutMs": {"type": "integer", "minimum": 1, "description": "Wait bound."},
-            },
-            "required": ["command"],
-            "additionalProperties": False,
-        },
-    },
-    "cron": {
-        "name": "cron",
-        "title": "Cron",
-        "description": "List, add or remove this session's scheduled jobs.",
-        "inputSchema": {
-            "type": "object",
-            "properties": {
-                "action": {"type": "string", "enum": ["list", "add", "remove"]},
-                "job": {"type": "object", "description": "For add: the job definition."},
-                "jobId": {"type": "string", "description": "For remove."},
-            },
-            "required": ["action"],
-            "additionalProperties": False,
-        },
-    },
-}
-
-_JSON_TYPES: dict[str, tuple[type, ...]] = {
-    "string": (str,),
-    "object": (dict,),
-    "integer": (int,),
-    "number": (int, float),
-    "boolean": (bool,),
-    "array": (list,),
-}
-
-
-def validate(schema: dict[str, Any], args: Any) -> str | None:
-    """Check ``args`` against one of our (flat) tool schemas; the problem, or None."""
-    if not isinstance(args, dict):
-        return "arguments must be an object"
-    props = schema.get("properties", {})
-    for name in schema.get("required", []):
-        if name not in args:
-            return f"missing required field: {name}"
-    for name, value in args.items():
-        spec = props.get(name)
-        if spec is None:
-            return f"unknown field: {name}"
-        kind = spec.get("type")
-        if kind and (
-            not isinstance(value, _JSON_TYPES[kind])
-            or (isinstance(value, bool) and kind != "boolean")
-        ):
-            return f"field {name} must be of type {kind}"
-        if "enum" in spec and value not in spec["enum"]:
-            return f"field {name} must be one of {spec['enum']}"
-        if "minimum" in spec and value < spec["minimum"]:
-            return f"field {name} must be >= {spec['minimum']}"
-    return None
+MAX_SESSIONS = 10_000
+MAX_BATCH = 100
+SERVER_INFO = {"name": "argus_gateway", "title": "Argus Gateway MCP", "version": "0.1.0"}
+INSTRUCTIONS = "Tools for listing and invoking the nodes (devices) this session may use."
 
 
 @dataclass
 class McpSession:
-    """One MCP session: its negotiated version and its owner."""
+    """One MCP session: who opened it and which protocol version it speaks."""
 
-    session_id: str
+    principal: Principal
     version: str
-    caller: Caller
     last_seen: float = field(default_factory=time.monotonic)
 
 
-def _rpc_error(msg_id: Any, code: int, message: str) -> dict[str, Any]:
-    return {"jsonrpc": "2.0", "id": msg_id, "error": {"code": code, "message": message}}
-
-
-def _tool_result(text: str, structured: Any, is_error: bool = False) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "content": [{"type": "text", "text": text}],
-        "structuredContent": structured,
-    }
-    if is_error:
-        out["isError"] = True
-    return out
-
-
-def _tool_error(code: str, message: str, **extra: Any) -> dict[str, Any]:
-    return _tool_result(
-        message, {"ok": False, "error": {"code": code, "message": message, **extra}}, True
-    )
-
-
-class _HttpError(Exception):
-    def __init__(self, status: int, code: str, detail: str) -> None:
-        super().__init__(detail)
-        self.status, self.code, self.detail = status, code, detail
+def rpc_error(req_id: Any, code: int, message: str) -> dict[str, Any]:
+    """A JSON-RPC 2.0 error object."""
+    return {"jsonrpc": "2.0", "id": req_id, "error": {"code": code, "message": message}}
 
 
 class McpServer:
-    """Sessions and method dispatch for ``/mcp``."""
+    """Sessions and method dispatch; the HTTP route is in ``add_mcp_routes``."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        registry: NodeRegistry,
-        scopes: Scopes,
-        cron: CronProvider | None = None,
-    ) -> None:
-        self.settings = settings
-        self.registry = registry
-        self.scopes = scopes
-        self.cron = cron
-        self.sessions: dict[str, McpSession] = {}
+    def __init__(self, tools: NodeTools, ttl_s: float) -> None:
+        self.tools = tools
+        self.ttl_s = ttl_s
+        self.sessions: OrderedDict[str, McpSession] = OrderedDict()
 
-    # -- sessions ------------------------------------------------------------------------
-
-    def _expire(self) -> None:
-        cutoff = time.monotonic() - self.settings.mcp_session_ttl_s
-        for sid in [s for s, v in self.sessions.items() if v.last_seen < cutoff]:
-            del self.sessions[sid]
-
-    def _lookup(self, header: str | None, caller: Caller) -> McpSession | None:
-        if header is None:
+    def session(self, session_id: str | None, principal: Principal) -> McpSession | None:
+        """A live session of this caller, refreshed; None when unknown, expired or foreign."""
+        now = time.monotonic()
+        while self.sessions:
+            oldest_id, oldest = next(iter(self.sessions.items()))
+            if now - oldest.last_seen <= self.ttl_s:
+                break
+            del self.sessions[oldest_id]
+        found = self.sessions.get(session_id or "")
+        if found is None or found.principal != principal:
             return None
-        self._expire()
-        session = self.sessions.get(header.strip())
-        if session is None or session.caller != caller:
-            raise _HttpError(404, "mcp_session_unknown", "Unknown MCP session")
-        session.last_seen = time.monotonic()
-        return session
+        found.last_seen = now
+        self.sessions.move_to_end(session_id)  # type: ignore[arg-type]
+        return found
 
-    def _create(self, version: str, caller: Caller) -> McpSession:
-        self._expire()
-        while len(self.sessions) >= MAX_SESSIONS:
-            oldest = min(self.sessions.values(), key=lambda s: s.last_seen)
-            del self.sessions[oldest.session_id]
-        session = McpSession(uuid.uuid4().hex, version, caller)
-        self.sessions[session.session_id] = session
-        return session
-
-    # -- messages ------------------------------------------------------------------------
+    def open_session(self, principal: Principal, version: str) -> str:
+        """A new session id (the least recently used one goes past the bound)."""
+        session_id = uuid.uuid4().hex
+        self.sessions[session_id] = McpSession(principal, version)
+        while len(self.sessions) > MAX_SESSIONS:
+            self.sessions.popitem(last=False)
+        return session_id
 
     async def handle(
-        self, message: Any, caller: Caller, header_sid: str | None, out_headers: dict[str, str]
+        self, principal: Principal, msg: Any, session: McpSession | None, headers: dict[str, str]
     ) -> dict[str, Any] | None:
-        """One JSON-RPC message; the response, or None for notifications and responses."""
-        if not isinstance(message, dict):
-            return _rpc_error(None, -32600, "Invalid JSON-RPC message")
-        msg_id = message.get("id")
-        if message.get("jsonrpc") != "2.0":
-            return _rpc_error(msg_id, -32600, "Invalid JSON-RPC version")
-        method = message.get("method")
-        if "id" not in message:
-            if not isinstance(method, str):
-                return _rpc_error(None, -32600, "Invalid JSON-RPC message")
-            self._lookup(header_sid, caller)
-            return None
-        if method is None:
-            self._lookup(header_sid, caller)  # a response from the client
-            return None
+        """One JSON-RPC message; its response, or None for notifications and responses."""
+        if not isinstance(msg, dict):
+            return rpc_error(None, -32600, "Invalid JSON-RPC message")
+        req_id = msg.get("id")
+        method = msg.get("method")
+        if "method" not in msg:
+            return None if "id" in msg else rpc_error(None, -32600, "Invalid JSON-RPC message")
+        if msg.get("jsonrpc") != "2.0":
+            return (
+                None if "id" not in msg else rpc_error(req_id, -32600, "Invalid JSON-RPC version")
+            )
         if not isinstance(method, str):
-            return _rpc_error(msg_id, -32600, "Invalid JSON-RPC message")
-        params = message.get("params", {})
+            return rpc_error(req_id, -32600, "Invalid JSON-RPC message")
+        if "id" not in msg:
+            return None  # notifications (initialized, cancelled...) need nothing
+        params = msg.get("params", {})
+        if not isinstance(params, dict):
+            return rpc_error(req_id, -32602, "Invalid params")
         if method == "initialize":
-            if not isinstance(params, dict):
-                return _rpc_error(msg_id, -32602, "Invalid params")
-            wanted = str(params.get("protocolVersion") or "").strip()
-            version = wanted if wanted in VERSIONS else LATEST
-            session = self._create(version, caller)
-            out_headers.setdefault("MCP-Session-Id", session.session_id)
-            out_headers.setdefault("MCP-Protocol-Version", version)
+            wanted = params.get("protocolVersion")
+            version = wanted if wanted in VERSIONS else VERSIONS[0]
+            headers["MCP-Session-Id"] = self.open_session(principal, version)
+            headers["MCP-Protocol-Version"] = version
             result = {
                 "protocolVersion": version,
                 "capabilities": {"tools": {"listChanged": False}},
-                "serverInfo": {
-                    "name": "argus_gateway",
-                    "title": "Argus Gateway MCP",
-                    "version": "0.1.0",
-                },
-                "instructions": "Tools for listing and invoking connected nodes (devices).",
+                "serverInfo": SERVER_INFO,
+                "instructions": INSTRUCTIONS,
             }
-            return {"jsonrpc": "2.0", "id": msg_id, "result": result}
-        session = self._lookup(header_sid, caller)
+            return {"jsonrpc": "2.0", "id": req_id, "result": result}
         if session is None:
-            raise _HttpError(400, "mcp_session_missing", "Missing MCP-Session-Id header")
-        out_headers.setdefault("MCP-Protocol-Version", session.version)
+            return rpc_error(req_id, -32000, "Not initialized: send initialize first")
+        headers["MCP-Protocol-Version"] = session.version
         if method == "ping":
-            return {"jsonrpc": "2.0", "id": msg_id, "result": {}}
+            return {"jsonrpc": "2.0", "id": req_id, "result": {}}
         if method == "tools/list":
-            return {"jsonrpc": "2.0", "id": msg_id, "result": {"tools": self.tools_for(caller)}}
+            tools = self.tools.list_tools(principal)
+            return {"jsonrpc": "2.0", "id": req_id, "result": {"tools": tools}}
         if method == "tools/call":
-            if not isinstance(params, dict) or not isinstance(params.get("name"), str):
-                return _rpc_error(msg_id, -32602, "Invalid params")
-            args = params.get("arguments", {})
-            if args is None:
-                args = {}
-            result = await self.call_tool(caller, params["name"], args)
-            return {"jsonrpc": "2.0", "id": msg_id, "result": result}
-        return _rpc_error(msg_id, -32601, f"Method not found: {method}")
-
-    def tools_for(self, caller: Caller) -> list[dict[str, Any]]:
-        """The tools this caller sees (``cron`` only with a provider and a session)."""
-        names = ["nodes_list", "node_invoke"]
-        if self.cron is not None and not caller.is_admin:
-            names.append("cron")
-        return [TOOLS[n] for n in names]
-
-    async def call_tool(self, caller: Caller, name: str, args: Any) -> dict[str, Any]:
-        """Run one tool after validating its arguments against its schema."""
-        if name not in {t["name"] for t in self.tools_for(caller)}:
-            return _tool_error("UNKNOWN_TOOL", f"Unknown tool: {name}")
-        problem = validate(TOOLS[name]["inputSchema"], args)
-        if problem is not None:
-            return _tool_error("INVALID_ARGUMENT", f"Invalid arguments for {name}: {problem}")
-        if name == "nodes_list":
-            nodes = [
-                n
-                for n in self.registry.list_connected()
-                if self.scopes.may_reach(caller, n["nodeId"])
-            ]
-            return _tool_result(json.dumps({"nodes": nodes}, ensure_ascii=False), {"nodes": nodes})
-        if name == "node_invoke":
-            return await self._node_invoke(caller, args)
-        return await self._cron(caller, args)
-
-    def _resolve(self, caller: Caller, ident: str) -> str | None:
-        if ident.strip().lower() == "self":
-            if caller.is_admin:
-                runtime = [n for n in self.registry.nodes if n.startswith(RUNTIME_PREFIX_REG)]
-                return runtime[0] if len(runtime) == 1 else None
-            own = RUNTIME_PREFIX_REG + caller.session_id
-            return own if own in self.registry.nodes else None
-        node_id = self.registry.resolve(ident)
-        if node_id is not None and not self.scopes.may_reach(caller, node_id):
-            return None  # not yours: indistinguishable from absent
-        return node_id
-
-    async def _node_invoke(self, caller: Caller, args: dict[str, Any]) -> dict[str, Any]:
-        command = args["command"].strip()
-        if not command:
-            return _tool_error(
-                "INVALID_ARGUMENT", "Missing required field: command", field="command"
-            )
-        ident = args.get("node") or "self"
-        node_id = self._resolve(caller, ident)
-        if node_id is None:
-            return _tool_error("NODE_NOT_FOUND", f"Node not found: {ident}", node=ident)
-        res = await self.registry.invoke(
-            node_id, command, args.get("params"), args.get("timeoutMs")
-        )
-        structured = {
-            "ok": res.ok,
-            "nodeId": res.node_id,
-            "command": res.command,
-            "payload": res.payload,
-            "error": res.error,
-        }
-        text = json.dumps(res.payload if res.ok else {"error": res.error}, ensure_ascii=False)
-        return _tool_result(text, structured, not res.ok)
-
-    async def _cron(self, caller: Caller, args: dict[str, Any]) -> dict[str, Any]:
-        assert self.cron is not None and caller.session_id is not None
-        sid, action = caller.session_id, args["action"]
-        try:
-            if action == "list":
-                jobs = await self.cron.list_jobs(sid)
-                return _tool_result(json.dumps({"jobs": jobs}, ensure_ascii=False), {"jobs": jobs})
-            if action == "add":
-                if "job" not in args:
-                    return _tool_error("INVALID_ARGUMENT", "add requires job", field="job")
-                job = await self.cron.add_job(sid, args["job"])
-                return _tool_result(json.dumps({"job": job}, ensure_ascii=False), {"job": job})
-            if "jobId" not in args:
-                return _tool_error("INVALID_ARGUMENT", "remove requires jobId", field="jobId")
-            removed = await self.cron.remove_job(sid, args["jobId"])
-            return _tool_result(json.dumps({"removed": removed}), {"removed": removed})
-        except ValueError as exc:
-            return _tool_error("INVALID_ARGUMENT", str(exc))
+            name = params.get("name")
+            if not isinstance(name, str):
+                return rpc_error(req_id, -32602, "Invalid params: 'name' must be a string")
+            arguments = params.get("arguments", {})
+            result = await self.tools.call(principal, name, arguments)
+            return {"jsonrpc": "2.0", "id": req_id, "result": result}
+        return rpc_error(req_id, -32601, f"Method not found: {method}")
 
 
-def _json_response(body: Any, status: int, headers: dict[str, str]) -> Response:
-    return Response(
-        json.dumps(body), status=status, content_type="application/json", headers=headers
-    )
+def add_mcp_routes(
+    app: QuartTrio, server: McpServer, scopes: Scopes, allowed_origins: tuple[str, ...]
+) -> None:
+    """Register ``/mcp`` (POST, GET, DELETE) on the Quart app."""
 
+    def fail(status: int, detail: str, code: str) -> tuple[Response, int]:
+        return jsonify({"detail": detail, "code": code}), status
 
-def add_mcp_routes(app: QuartTrio, server: McpServer) -> None:
-    """Register ``GET``/``POST``/``DELETE /mcp`` on ``app``."""
-    settings = server.settings
-
-    def check() -> Caller:
+    def caller() -> tuple[Principal | None, tuple[Response, int] | None]:
         origin = request.headers.get("origin")
-        if origin is not None and not auth.origin_allowed(origin, settings.allowed_origins):
-            raise _HttpError(403, "origin_forbidden", "Origin not allowed")
+        if origin is not None and not auth.origin_allowed(origin, allowed_origins):
+            return None, fail(403, "Origin not allowed", "forbidden_origin")
         token = auth.extract_token(
             request.headers.get("authorization"),
-            {"token": request.args.getlist("token")} if "token" in request.args else {},
+            {k: request.args.getlist(k) for k in ("token",) if k in request.args},
         )
-        caller = server.scopes.mcp_caller(token)
-        if caller is None:
-            raise _HttpError(401, "unauthorized", "Unauthorized")
-        version = request.headers.get("mcp-protocol-version")
-        if version is not None and version.strip() not in VERSIONS:
-            raise _HttpError(
-                400, "mcp_version_unsupported", f"Unsupported MCP-Protocol-Version: {version}"
+        principal = scopes.principal(token)
+        if principal is None:
+            return None, fail(401, "Unauthorized", "unauthorized")
+        return principal, None
+
+    @app.post("/mcp")
+    async def mcp_post() -> Any:
+        principal, problem = caller()
+        if problem is not None:
+            await request.get_data()  # never leave an unread body on a keep-alive connection
+            return problem
+        assert principal is not None
+        accept = request.headers.get("accept")
+        if accept and not any(a in accept for a in ("application/json", "*/*", "application/*")):
+            return fail(406, "Accept must include application/json", "not_acceptable")
+        body = await request.get_json(force=True, silent=True)
+        if not isinstance(body, dict | list):
+            return fail(400, "Invalid JSON body", "invalid_json")
+        messages = body if isinstance(body, list) else [body]
+        if len(messages) > MAX_BATCH:
+            return fail(400, f"Batch larger than {MAX_BATCH} messages", "batch_too_large")
+        only_initialize = all(
+            isinstance(m, dict) and m.get("method") == "initialize" for m in messages
+        )
+        session = None
+        if not only_initialize:
+            version = request.headers.get("mcp-protocol-version")
+            if version is not None and version not in VERSIONS:
+                return fail(400, f"Unsupported MCP-Protocol-Version: {version}", "bad_version")
+            session_id = request.headers.get("mcp-session-id")
+            needs_session = any(
+                isinstance(m, dict) and "id" in m and "method" in m for m in messages
             )
-        return caller
+            if session_id is None and needs_session:
+                return fail(400, "Missing MCP-Session-Id header", "missing_session")
+            if session_id is not None:
+                session = server.session(session_id, principal)
+                if session is None:
+                    return fail(404, "Unknown MCP session", "unknown_session")
+        headers: dict[str, str] = {}
+        replies = [await server.handle(principal, m, session, headers) for m in messages]
+        replies = [r for r in replies if r is not None]
+        if not replies:
+            return Response("", status=202, headers=headers)
+        payload = replies if isinstance(body, list) else replies[0]
+        response = jsonify(payload)
+        response.headers.update(headers)
+        return response
 
-    def http_error(exc: _HttpError) -> Response:
-        return _json_response({"detail": exc.detail, "code": exc.code}, exc.status, {})
+    @app.get("/mcp")
+    async def mcp_get() -> Any:
+        _, problem = caller()
+        if problem is not None:
+            return problem
+        response, status = fail(
+            405, "This MCP endpoint does not open SSE streams", "method_not_allowed"
+        )
+        response.headers["Allow"] = "POST, DELETE"
+        return response, status
 
-    @app.route("/mcp", methods=["GET", "POST", "DELETE"])
-    async def mcp() -> Any:
-        # Read the body before any early answer: hypercorn stalls a kept-alive connection
-        # whose request body was left unread.
-        raw = await request.get_data(as_text=True)
-        try:
-            caller = check()
-            if request.method == "GET":
-                raise _HttpError(
-                    405,
-                    "method_not_allowed",
-                    "Streamable HTTP GET is not supported on this MCP endpoint",
-                )
-            header_sid = request.headers.get("mcp-session-id")
-            if request.method == "DELETE":
-                if header_sid is None:
-                    raise _HttpError(400, "mcp_session_missing", "Missing MCP-Session-Id header")
-                server._lookup(header_sid, caller)
-                del server.sessions[header_sid.strip()]
-                return _json_response({"ok": True}, 200, {})
-            accept = request.headers.get("accept", "*/*").lower()
-            if not any(t in accept for t in ("application/json", "*/*", "application/*")):
-                raise _HttpError(406, "not_acceptable", "Accept must allow application/json")
-            ctype = request.headers.get("content-type", "").lower()
-            if not ctype.startswith("application/json"):
-                raise _HttpError(
-                    415, "unsupported_media_type", "Content-Type must be application/json"
-                )
-            try:
-                body = json.loads(raw)
-            except ValueError:
-                raise _HttpError(400, "invalid_json", "Invalid JSON body") from None
-            if not isinstance(body, (dict, list)):
-                raise _HttpError(400, "invalid_json", "Invalid JSON body")
-            headers: dict[str, str] = {}
-            if isinstance(body, dict):
-                reply = await server.handle(body, caller, header_sid, headers)
-                if reply is None:
-                    return Response("", status=202, headers=headers)
-                return _json_response(reply, 200, headers)
-            if len(body) > MAX_BATCH:
-                raise _HttpError(400, "batch_too_large", f"At most {MAX_BATCH} messages per batch")
-            replies = []
-            for item in body:
-                reply = await server.handle(item, caller, header_sid, headers)
-                if reply is not None:
-                    replies.append(reply)
-            if not replies:
-                return Response("", status=202, headers=headers)
-            return _json_response(replies, 200, headers)
-        except _HttpError as exc:
-            return http_error(exc)
+    @app.delete("/mcp")
+    async def mcp_delete() -> Any:
+        principal, problem = caller()
+        if problem is not None:
+            return problem
+        session_id = request.headers.get("mcp-session-id")
+        if not session_id:
+            return fail(400, "Missing MCP-Session-Id header", "missing_session")
+        if server.session(session_id, principal) is None:  # type: ignore[arg-type]
+            return fail(404, "Unknown MCP session", "unknown_session")
+        del server.sessions[session_id]
+        return {"ok": True}

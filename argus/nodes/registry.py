@@ -1,17 +1,20 @@
-"""The node registry: connected nodes, their pending invokes, and invoke itself.
+"""Connected nodes and invokes in flight.
 
-Why a registry object with a plain dict and no lock held across I/O: every mutation happens
-synchronously between awaits (Trio is single-threaded), so the "lock" is simply that no
-method awaits while it changes the maps; sends happen after the maps are consistent. A node
-that reconnects replaces the old connection at once: the old one's pending invokes fail with
-``NODE_REPLACED`` and its socket is closed 1012, and its later unregister is a no-op.
+Invariants:
 
-Invoke results are accepted only from the connection the request was sent to (the pending
-entry records it), unlike the original, which matched by id alone.
+* One connection per node id. A new connection for the same id replaces the old one: the
+  old one's pending invokes fail at once with ``NODE_REPLACED`` and it is closed with 1012
+  by its own handler (the registry never awaits I/O while it changes its maps).
+* A result resolves an invoke only if it comes from the connection the request was sent to.
+* When a connection goes, its pending invokes fail at once with ``NODE_DISCONNECTED``.
+* An empty command list means the node accepts no command, not every command.
+* Bounds: ``MAX_NODES`` connections (more are refused), ``MAX_PENDING`` invokes in flight
+  (more fail with ``BUSY``), ``timeoutMs`` clamped to ``[1, max_timeout_ms]``.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import time
@@ -24,62 +27,39 @@ import trio
 
 log = logging.getLogger(__name__)
 
+MAX_NODES = 1000
+MAX_PENDING = 10_000
 DEFAULT_TIMEOUT_MS = 30_000
-MAX_PENDING_PER_NODE = 256  # overflow: the invoke fails at once with BUSY
 
-NodeEventHook = Callable[[str | None, str, str, dict[str, Any]], None]
-"""``on_node_event(session_id | None, node_id, event, payload)``: wired by the daemon."""
-
-
-def now_ms() -> int:
-    """Wall-clock milliseconds, as the original reports them."""
-    return int(time.time() * 1000)
+SendFrame = Callable[[dict[str, Any]], Awaitable[None]]
+_conn_ids = itertools.count(1)
 
 
-@dataclass
-class InvokeResult:
-    """What a caller of ``invoke`` gets; ``as_json`` is the original's response shape."""
-
-    ok: bool
-    node_id: str
-    command: str
-    payload: Any = None
-    payload_json: str | None = None
-    error: dict[str, Any] | None = None
-
-    def as_json(self) -> dict[str, Any]:
-        """The ``POST /nodes/invoke`` body."""
-        return {
-            "ok": self.ok,
-            "nodeId": self.node_id,
-            "command": self.command,
-            "payload": self.payload,
-            "payloadJSON": self.payload_json,
-            "error": self.error,
-        }
+def error(code: str, message: str) -> dict[str, Any]:
+    """An invoke error in the original's shape."""
+    return {"code": code, "message": message}
 
 
-@dataclass
-class NodeConn:
-    """One registered node connection."""
+@dataclass(eq=False)
+class NodeConnection:
+    """One connected node."""
 
-    conn_id: str
     node_id: str
     display_name: str | None
     platform: str | None
     version: str | None
     caps: list[str]
     commands: list[str]
-    send_text: Callable[[str], Awaitable[None]]
-    close: Callable[[int, str], Awaitable[None]]
+    send: SendFrame
     ip: str | None = None
-    connected_at_ms: int = field(default_factory=now_ms)
-    last_seen_ms: int = field(default_factory=now_ms)
-    pending: dict[str, _Pending] = field(default_factory=dict)
-    closed: bool = False
+    session_id: str | None = None  # set for a runtime node authenticated by a session token
+    conn_id: int = field(default_factory=lambda: next(_conn_ids))
+    connected_at_ms: int = field(default_factory=lambda: int(time.time() * 1000))
+    last_seen_ms: int = field(default_factory=lambda: int(time.time() * 1000))
+    replaced: trio.Event = field(default_factory=trio.Event)
 
-    def info(self) -> dict[str, Any]:
-        """The ``GET /nodes`` entry."""
+    def describe(self) -> dict[str, Any]:
+        """The ``GET /nodes`` / ``nodes_list`` entry."""
         return {
             "nodeId": self.node_id,
             "displayName": self.display_name,
@@ -92,139 +72,106 @@ class NodeConn:
         }
 
 
-@dataclass
-class _Pending:
-    event: trio.Event = field(default_factory=trio.Event)
+@dataclass(eq=False)
+class PendingInvoke:
+    """An invoke waiting for its node's result."""
+
+    node_id: str
+    conn_id: int
+    done: trio.Event = field(default_factory=trio.Event)
     result: dict[str, Any] | None = None
-    error: dict[str, Any] | None = None
 
 
 class NodeRegistry:
-    """Connected nodes by id, and the invokes waiting on them."""
+    """The nodes connected to this gateway and their invokes in flight."""
 
-    def __init__(self, *, max_timeout_ms: int = 600_000, max_nodes: int = 1000) -> None:
+    def __init__(self, max_timeout_ms: int = 300_000) -> None:
+        self.nodes: dict[str, NodeConnection] = {}
+        self.pending: dict[str, PendingInvoke] = {}
         self.max_timeout_ms = max_timeout_ms
-        self.max_nodes = max_nodes
-        self.nodes: dict[str, NodeConn] = {}
-        self.on_node_event: NodeEventHook | None = None
 
-    # -- membership ----------------------------------------------------------------------
+    # -- connections -----------------------------------------------------------------------
 
-    def register(self, conn: NodeConn) -> NodeConn | None:
-        """Make ``conn`` the node's connection; returns the replaced one (caller closes it)."""
-        old = self.nodes.pop(conn.node_id, None)
+    def register(self, conn: NodeConnection) -> NodeConnection | None:
+        """Add a connection; returns the one it replaced (its handler closes it with 1012)."""
+        old = self.nodes.get(conn.node_id)
+        if old is None and len(self.nodes) >= MAX_NODES:
+            raise OverflowError(f"too many nodes connected ({MAX_NODES})")
         if old is not None:
-            old.closed = True
-            self._fail_pending(old, "NODE_REPLACED", "node replaced by a new connection")
+            self._fail_pending(old, error("NODE_REPLACED", "node replaced by a new connection"))
+            old.replaced.set()
         self.nodes[conn.node_id] = conn
-        log.info("node connected node=%s commands=%d", conn.node_id, len(conn.commands))
-        self.emit(conn.node_id, "connected", {"ip": conn.ip})
+        log.info("node connected node=%s conn=%s", conn.node_id, conn.conn_id)
         return old
 
-    def unregister(self, conn: NodeConn) -> None:
-        """Forget ``conn`` if it is still the node's connection; fail its invokes at once."""
-        conn.closed = True
+    def unregister(self, conn: NodeConnection) -> bool:
+        """Remove a connection if it is still the registered one; whether it was."""
         if self.nodes.get(conn.node_id) is not conn:
-            return
+            return False
         del self.nodes[conn.node_id]
-        self._fail_pending(conn, "NODE_DISCONNECTED", "node disconnected")
-        log.info("node disconnected node=%s", conn.node_id)
-        self.emit(conn.node_id, "disconnected", {"ip": conn.ip})
+        self._fail_pending(conn, error("NODE_DISCONNECTED", "node disconnected"))
+        log.info("node disconnected node=%s conn=%s", conn.node_id, conn.conn_id)
+        return True
 
-    def full(self) -> bool:
-        """True when no further node may register."""
-        return len(self.nodes) >= self.max_nodes
+    def _fail_pending(self, conn: NodeConnection, err: dict[str, Any]) -> None:
+        for invoke_id, pending in list(self.pending.items()):
+            if pending.conn_id == conn.conn_id:
+                pending.result = {"ok": False, "payload": None, "payloadJSON": None, "error": err}
+                pending.done.set()
+                del self.pending[invoke_id]
 
-    def _fail_pending(self, conn: NodeConn, code: str, message: str) -> None:
-        for pending in conn.pending.values():
-            pending.error = {"code": code, "message": message}
-            pending.event.set()
-        conn.pending.clear()
-
-    def list_connected(self) -> list[dict[str, Any]]:
-        """Every node's info, sorted by ``displayName or nodeId`` (the original's order)."""
-        nodes = sorted(self.nodes.values(), key=lambda n: n.display_name or n.node_id)
-        return [n.info() for n in nodes]
+    def list_connected(self, allowed: Callable[[str], bool] | None = None) -> list[dict[str, Any]]:
+        """Connected nodes (those ``allowed`` accepts), sorted by display name or id."""
+        nodes = [c for c in self.nodes.values() if allowed is None or allowed(c.node_id)]
+        nodes.sort(key=lambda c: c.display_name or c.node_id)
+        return [c.describe() for c in nodes]
 
     def resolve(self, ident: str) -> str | None:
-        """Exact nodeId, else the unique case-insensitive displayName match."""
+        """Exact node id, else the unique node whose display name matches (case-insensitive)."""
         if ident in self.nodes:
             return ident
         wanted = ident.strip().lower()
-        hits = [
-            n.node_id
-            for n in self.nodes.values()
-            if n.display_name and n.display_name.strip().lower() == wanted
+        matches = [
+            c.node_id
+            for c in self.nodes.values()
+            if c.display_name and c.display_name.strip().lower() == wanted
         ]
-        return hits[0] if len(hits) == 1 else None
+        return matches[0] if len(matches) == 1 else None
 
-    # -- frames from a node --------------------------------------------------------------
+    # -- invokes ---------------------------------------------------------------------------
 
-    def handle_result(self, conn: NodeConn, payload: dict[str, Any]) -> None:
-        """A ``node.invoke.result`` from ``conn``: resolves only ``conn``'s own invokes."""
-        if str(payload.get("nodeId") or "") != conn.node_id:
-            return
-        conn.last_seen_ms = now_ms()
-        pending = conn.pending.pop(str(payload.get("id") or ""), None)
-        if pending is None:
-            return  # unknown, late (timed out) or sent to another connection
-        pending.result = payload
-        pending.event.set()
-
-    def emit(self, node_id: str, event: str, payload: dict[str, Any]) -> None:
-        """Hand a node event to the daemon's hook (system events), or log it."""
-        session_id = payload.get("sessionId") if isinstance(payload.get("sessionId"), str) else None
-        if session_id is None and node_id.startswith("runtime:"):
-            session_id = node_id.removeprefix("runtime:")
-        hook = self.on_node_event
-        if hook is None:
-            if event == "process.exited":
-                log.info(
-                    "node job finished node=%s session=%s job=%s exitCode=%s",
-                    node_id,
-                    session_id,
-                    payload.get("jobId"),
-                    payload.get("exitCode"),
-                )
-            return
-        try:
-            hook(session_id, node_id, event, payload)
-        except Exception:
-            log.exception("on_node_event hook failed node=%s event=%s", node_id, event)
-
-    # -- invoke --------------------------------------------------------------------------
-
-    def clamp_timeout(self, timeout_ms: int | None) -> int:
-        """The effective wait: default 30 s, at least 1 ms, at most ARGUS_NODE_INVOKE_MAX_MS."""
-        if timeout_ms is None or timeout_ms <= 0:
-            timeout_ms = DEFAULT_TIMEOUT_MS
-        return min(int(timeout_ms), self.max_timeout_ms)
+    def clamp_timeout(self, timeout_ms: float | None) -> int:
+        """The wait of an invoke: default 30 s, at least 1 ms, at most the configured bound."""
+        if timeout_ms is None:
+            return min(DEFAULT_TIMEOUT_MS, self.max_timeout_ms)
+        return int(max(1, min(float(timeout_ms), self.max_timeout_ms)))
 
     async def invoke(
-        self, node_id: str, command: str, params: Any, timeout_ms: int | None
-    ) -> InvokeResult:
-        """Send ``command`` to the node and wait for its result (or a stable error code)."""
-
-        def fail(code: str, message: str) -> InvokeResult:
-            return InvokeResult(False, node_id, command, error={"code": code, "message": message})
-
+        self, node_id: str, command: str, params: Any, timeout_ms: float | None
+    ) -> dict[str, Any]:
+        """Send ``command`` to a node and wait for its result (or a gateway error)."""
+        result: dict[str, Any] = {"ok": False, "nodeId": node_id, "command": command}
         conn = self.nodes.get(node_id)
-        if conn is None or conn.closed:
-            return fail("NOT_CONNECTED", "node not connected")
-        # An empty command list advertises nothing, so nothing is accepted (the original
-        # treated it as "everything").
+        if conn is None:
+            return {
+                **result,
+                "payload": None,
+                "error": error("NOT_CONNECTED", "node not connected"),
+            }
         if command not in conn.commands:
-            return fail("UNSUPPORTED", f"command not supported: {command}")
+            message = f"command not supported: {command}"
+            return {**result, "payload": None, "error": error("UNSUPPORTED", message)}
+        if len(self.pending) >= MAX_PENDING:
+            message = "too many invokes in flight"
+            return {**result, "payload": None, "error": error("BUSY", message)}
         try:
-            params_json = None if params is None else json.dumps(params, allow_nan=False)
+            params_json = json.dumps(params) if params is not None else None
         except (TypeError, ValueError):
-            return fail("BAD_PARAMS", "params must be JSON-serializable")
-        if len(conn.pending) >= MAX_PENDING_PER_NODE:
-            return fail("BUSY", f"too many invokes in flight on this node ({MAX_PENDING_PER_NODE})")
-        effective = self.clamp_timeout(timeout_ms)
+            message = "params must be JSON-serializable"
+            return {**result, "payload": None, "error": error("BAD_PARAMS", message)}
+        wait_ms = self.clamp_timeout(timeout_ms)
         invoke_id = uuid.uuid4().hex
-        pending = _Pending()
-        conn.pending[invoke_id] = pending
+        pending = self.pending[invoke_id] = PendingInvoke(node_id, conn.conn_id)
         frame = {
             "type": "event",
             "event": "node.invoke.request",
@@ -233,29 +180,43 @@ class NodeRegistry:
                 "nodeId": node_id,
                 "command": command,
                 "paramsJSON": params_json,
-                "timeoutMs": effective,
+                "timeoutMs": wait_ms,
             },
         }
         try:
-            with trio.move_on_after(effective / 1000) as scope:
-                try:
-                    await conn.send_text(json.dumps(frame))
-                except Exception:
-                    return fail("UNAVAILABLE", "failed to send invoke to node")
-                await pending.event.wait()
-            if scope.cancelled_caught:
-                return fail("TIMEOUT", "node invoke timed out")
-        finally:
-            conn.pending.pop(invoke_id, None)
-        if pending.error is not None:
-            return fail(pending.error["code"], pending.error["message"])
-        res = pending.result or {}
-        error = res.get("error") if isinstance(res.get("error"), dict) else None
-        payload = res.get("payload")
-        payload_json = res.get("payloadJSON") if isinstance(res.get("payloadJSON"), str) else None
-        if payload is None and payload_json is not None:
             try:
-                payload = json.loads(payload_json)
+                await conn.send(frame)
+            except Exception as exc:  # the connection is going away
+                log.info("invoke send failed node=%s: %s", node_id, exc)
+                message = "failed to send invoke to node"
+                return {**result, "payload": None, "error": error("UNAVAILABLE", message)}
+            with trio.move_on_after(wait_ms / 1000):
+                await pending.done.wait()
+        finally:
+            self.pending.pop(invoke_id, None)
+        if pending.result is None:
+            message = "node invoke timed out"
+            return {**result, "payload": None, "error": error("TIMEOUT", message)}
+        return {**result, **pending.result}
+
+    def on_result(self, conn: NodeConnection, payload: dict[str, Any]) -> bool:
+        """A ``node.invoke.result`` from ``conn``; accepted only for invokes sent to it."""
+        invoke_id = payload.get("id")
+        pending = self.pending.get(invoke_id) if isinstance(invoke_id, str) else None
+        if pending is None or pending.conn_id != conn.conn_id:
+            return False
+        error_obj = payload.get("error")
+        data = payload.get("payload")
+        if data is None and isinstance(payload.get("payloadJSON"), str):
+            try:
+                data = json.loads(payload["payloadJSON"])
             except ValueError:
-                payload = None
-        return InvokeResult(bool(res.get("ok")), node_id, command, payload, payload_json, error)
+                data = None
+        pending.result = {
+            "ok": bool(payload.get("ok")),
+            "payload": data,
+            "error": error_obj if isinstance(error_obj, dict) else None,
+        }
+        pending.done.set()
+        del self.pending[invoke_id]  # type: ignore[arg-type]
+        return True

@@ -1,140 +1,108 @@
-"""Who is calling: the admin, a node, or one session (by its derived token).
+"""Who is calling, and which nodes they may reach.
 
-Why scopes: in the original every runtime held the admin token, so a prompt injection in any
-session could list and delete sessions and run commands on every node (§12.5 #37). Here a
-runtime only ever holds its session's derived token (``argus.tokens``), which this module
-maps back to the session and limits to:
+Three kinds of credentials reach the node surfaces:
 
-- that session's MCP scope (``/mcp``);
-- its own runtime node ``runtime:<sid>`` (registering it on ``/nodes/ws``, invoking it);
-- the nodes the admin listed for it in ``ARGUS_NODE_ALLOW``.
+* the admin token (``ARGUS_TOKEN``): everything, every node;
+* the node token (``ARGUS_NODE_TOKEN``, else the admin token): may connect a node on
+  ``/nodes/ws`` under any id (devices such as a laptop);
+* a session token (``ast.<sessionId>.<mac>``, see ``argus.tokens``), which a runtime gets
+  instead of any gateway secret: on ``/nodes/ws`` it may only connect ``runtime:<sid>``;
+  on ``/mcp`` it reaches only that runtime node and the nodes the admin allowed for the
+  session in ``ARGUS_NODE_ALLOW``; it opens nothing else (no ``/ws``, ``/sessions``,
+  ``/automation``, ``/nodes``).
 
-It never matches the admin token, so ``/sessions``, ``/nodes``, ``/automation`` and ``/ws``
-(which compare with the admin token only) stay closed to it.
-
-``ARGUS_NODE_ALLOW`` is a comma-separated list of entries ``[<sessionId>=]<nodeId>``: a bare
-``nodeId`` is reachable from every session, ``<sessionId>=<nodeId>`` from that session only;
-``*`` as the node id allows every node (for that session, or for all).
+``ARGUS_NODE_ALLOW`` is a comma-separated list: ``mac`` lets every session reach node
+``mac``; ``abc123/mac`` lets only session ``abc123``. ``*`` as the node allows every node.
+With ``ARGUS_TOKEN`` unset (loopback only), a caller without a token is the admin.
 """
 
 from __future__ import annotations
 
-import hmac
-from collections.abc import Callable, Iterable
+import fnmatch
 from dataclasses import dataclass
 
-from ..config import Settings
-from ..tokens import PREFIX, derive_session_token
+from ..tokens import session_of_token
 from ..web import auth
 
 RUNTIME_PREFIX = "runtime:"
 
 
+def runtime_node_id(session_id: str) -> str:
+    """The node id of a session's own runtime node."""
+    return RUNTIME_PREFIX + session_id
+
+
 @dataclass(frozen=True)
-class Caller:
-    """An authenticated caller: the admin (every node) or one session."""
+class Principal:
+    """An authenticated caller: the admin, or one session."""
 
     session_id: str | None  # None: the admin
 
     @property
     def is_admin(self) -> bool:
-        """True for the admin token (or auth off)."""
+        """Whether this caller may do anything."""
         return self.session_id is None
 
 
-def parse_allow(entries: Iterable[str]) -> dict[str, frozenset[str]]:
-    """``ARGUS_NODE_ALLOW`` entries -> {sessionId or "*": node ids}."""
-    out: dict[str, set[str]] = {}
-    for entry in entries:
-        entry = entry.strip()
-        if not entry:
+ADMIN = Principal(None)
+
+
+def parse_allow_list(value: str | None) -> list[tuple[str | None, str]]:
+    """``ARGUS_NODE_ALLOW`` as (session or None for all, node pattern) pairs."""
+    entries: list[tuple[str | None, str]] = []
+    for raw in (value or "").split(","):
+        item = raw.strip()
+        if not item:
             continue
-        sid, sep, node = entry.partition("=")
-        if not sep:
-            sid, node = "*", entry
-        out.setdefault(sid.strip() or "*", set()).add(node.strip())
-    return {k: frozenset(v) for k, v in out.items()}
+        session, sep, node = item.partition("/")
+        entries.append((session.strip(), node.strip()) if sep else (None, item))
+    return entries
 
 
 class Scopes:
-    """Token checks for the node and MCP surfaces."""
+    """Authentication and the reachability rule, for the node surfaces and ``/mcp``."""
 
     def __init__(
-        self, settings: Settings, secret: str, session_ids: Callable[[], Iterable[str]]
+        self,
+        admin_token: str | None,
+        node_token: str | None,
+        secret: str,
+        allow: list[tuple[str | None, str]],
     ) -> None:
-        self.settings = settings
+        self.admin_token = admin_token
+        self.node_token = node_token or admin_token
         self.secret = secret
-        self.session_ids = session_ids
-        self.allow = parse_allow(settings.node_allow)
-        self._cache: dict[str, str] = {}  # session id -> token; bounded by the live sessions
+        self.allow = allow
 
-    def session_token(self, session_id: str) -> str:
-        """The derived token of ``session_id`` (cached; pruned to live sessions)."""
-        token = self._cache.get(session_id)
-        if token is None:
-            if len(self._cache) > 4 * self.settings.max_sessions:
-                live = set(self.session_ids())
-                self._cache = {k: v for k, v in self._cache.items() if k in live}
-            token = self._cache[session_id] = derive_session_token(self.secret, session_id)
-        return token
-
-    def session_of(self, token: str | None) -> str | None:
-        """The live session whose derived token this is, compared in constant time."""
-        if not token or not token.startswith(PREFIX):
-            return None
-        found = None
-        for sid in list(self.session_ids()):
-            if hmac.compare_digest(token.encode(), self.session_token(sid).encode()):
-                found = sid
-        return found
-
-    def admin_caller(self, token: str | None) -> bool:
-        """The admin token (or auth off)."""
-        return auth.token_matches(self.settings.admin_token, token)
-
-    def mcp_caller(self, token: str | None) -> Caller | None:
-        """``/mcp``: the admin token or a session's token; else None (401)."""
-        sid = self.session_of(token)
-        if sid is not None:
-            return Caller(sid)
-        if self.settings.admin_token is not None and self.admin_caller(token):
-            return Caller(None)
-        if self.settings.admin_token is None and token is None:
-            return Caller(None)  # auth off (loopback only)
+    def principal(self, token: str | None) -> Principal | None:
+        """The caller a token proves (admin or a session), or None (unauthorised)."""
+        session_id = session_of_token(self.secret, token)
+        if session_id is not None:
+            return Principal(session_id)
+        if auth.token_matches(self.admin_token, token):
+            return ADMIN
         return None
 
-    def node_may_register(self, token: str | None, node_id: str) -> bool:
-        """``/nodes/ws``: may this token register ``node_id``?
+    def node_principal(self, token: str | None) -> Principal | None:
+        """Who may connect a node: the node token (any id) or a session token (its own)."""
+        session_id = session_of_token(self.secret, token)
+        if session_id is not None:
+            return Principal(session_id)
+        if auth.token_matches(self.node_token, token):
+            return ADMIN
+        return None
 
-        ``runtime:<sid>`` ids are reserved: only that session's token or the admin token may
-        claim them (so no other node can stand in for a session's ``self``). Other ids take
-        the node token (``ARGUS_NODE_TOKEN``, falling back to the admin token).
-        """
-        if node_id.startswith(RUNTIME_PREFIX):
-            sid = node_id.removeprefix(RUNTIME_PREFIX)
-            if token and token.startswith(PREFIX):
-                return hmac.compare_digest(token.encode(), self.session_token(sid).encode())
-            return self.admin_caller(token)
-        node_token = self.settings.node_token_value or self.settings.admin_token
-        return auth.token_matches(node_token, token)
-
-    def token_plausible(self, token: str | None) -> bool:
-        """A quick pre-check before the connect frame: some credential class could match."""
-        if token and token.startswith(PREFIX):
+    def may_reach(self, principal: Principal, node_id: str) -> bool:
+        """Whether ``principal`` may list or invoke ``node_id``."""
+        if principal.is_admin:
             return True
-        node_token = self.settings.node_token_value or self.settings.admin_token
-        return auth.token_matches(node_token, token) or self.admin_caller(token)
-
-    def may_reach(self, caller: Caller, node_id: str) -> bool:
-        """Whether ``caller`` may list or invoke ``node_id``."""
-        if caller.is_admin:
+        if node_id == runtime_node_id(principal.session_id or ""):
             return True
-        if node_id == RUNTIME_PREFIX + caller.session_id:
-            return True
-        for key in ("*", caller.session_id):
-            nodes = self.allow.get(key, frozenset())
-            if node_id in nodes:
+        for session, pattern in self.allow:
+            if session not in (None, principal.session_id):
+                continue
+            if pattern == node_id or fnmatch.fnmatchcase(node_id, pattern):
+                if node_id.startswith(RUNTIME_PREFIX) and pattern != node_id:
+                    continue  # another session's runtime node only by its exact id
                 return True
-            if "*" in nodes and not node_id.startswith(RUNTIME_PREFIX):
-                return True  # a wildcard never opens another session's runtime node
         return False

@@ -1,162 +1,172 @@
-"""``/nodes/ws``: where nodes connect, as a raw ASGI handler like ``/ws``.
+"""``/nodes/ws``: where nodes connect, register their commands and answer invokes.
 
-Wire-compatible with the original (§8): the first frame is ``{"type":"connect",...}``, the
-gateway answers ``node.connected`` and later sends ``node.invoke.request``; the node sends
-``node.invoke.result``, ``node.heartbeat`` and ``node.process.exited`` events. Differences,
-all closing weaknesses: the connect frame must arrive within ARGUS_NODE_CONNECT_TIMEOUT_S
-(close 1008), ``runtime:<sid>`` ids need that session's token, frames are size-bounded by
-hypercorn (ARGUS_WS_MAX_MESSAGE_BYTES), and a binary frame is refused with 1003.
+Wire-compatible with the original (the ``connect`` frame, ``node.connected``,
+``node.invoke.request``/``node.invoke.result``, ``node.heartbeat``,
+``node.process.exited``), with its weaknesses fixed: the ``connect`` frame must arrive
+within ``CONNECT_DEADLINE_S``; a session token may only register that session's runtime
+node; results count only from the connection the invoke was sent to; a replaced
+connection is closed with 1012 by its own handler, outside the registry.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import uuid
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs
 
 import trio
 
-from ..config import Settings
 from ..web import auth
-from .registry import NodeConn, NodeRegistry, now_ms
-from .scope import Scopes
+from .registry import NodeConnection, NodeRegistry
+from .scope import Scopes, runtime_node_id
 
 log = logging.getLogger(__name__)
 
-CLOSE_TIMEOUT_S = 5.0
-SEND_TIMEOUT_S = 30.0
-MAX_LIST = 256  # commands/caps kept per node; the rest is dropped
-MAX_FIELD = 200  # characters kept of nodeId/displayName/platform/version
+CONNECT_DEADLINE_S = 10.0
+SEND_TIMEOUT_S = 10.0
+MAX_LIST = 256  # commands/caps kept per node
+MAX_FIELD = 200
+
+NodeEventHandler = Callable[[NodeConnection, str, dict[str, Any]], Awaitable[None]]
 
 
 def _text(value: Any) -> str | None:
     if value is None:
         return None
-    text = str(value)[:MAX_FIELD]
+    text = str(value).strip()[:MAX_FIELD]
     return text or None
 
 
-def _str_list(value: Any) -> list[str]:
-    return [str(e)[:MAX_FIELD] for e in value[:MAX_LIST]] if isinstance(value, list) else []
+def _names(value: Any) -> list[str]:
+    if not isinstance(value, list):
+        return []
+    return [str(v)[:MAX_FIELD] for v in value[:MAX_LIST]]
 
 
-class NodeWsEndpoint:
+class NodesEndpoint:
     """The ``/nodes/ws`` ASGI handler."""
 
-    def __init__(self, settings: Settings, registry: NodeRegistry, scopes: Scopes) -> None:
-        self.settings = settings
+    def __init__(
+        self,
+        registry: NodeRegistry,
+        scopes: Scopes,
+        on_event: NodeEventHandler | None = None,
+    ) -> None:
         self.registry = registry
         self.scopes = scopes
+        self.on_event = on_event
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        """Serve one node connection until it closes."""
-        message = await receive()
-        if message["type"] != "websocket.connect":
-            return
-        headers = scope["headers"]
-        origin = auth.header(headers, b"origin")
-        if not auth.origin_allowed(origin, self.settings.allowed_origins):
-            await send({"type": "websocket.close", "code": 1008})
+        """Serve one node connection."""
+        if (await receive())["type"] != "websocket.connect":
             return
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-        token = auth.extract_token(auth.header(headers, b"authorization"), query)
+        token = auth.extract_token(auth.header(scope["headers"], b"authorization"), query)
         await send({"type": "websocket.accept"})
-        send_lock = trio.Lock()
+        lock = trio.Lock()
+
+        async def send_frame(frame: dict[str, Any]) -> None:
+            async with lock:
+                with trio.fail_after(SEND_TIMEOUT_S):
+                    await send({"type": "websocket.send", "text": json.dumps(frame)})
 
         async def close(code: int, reason: str) -> None:
-            with trio.move_on_after(CLOSE_TIMEOUT_S):
-                async with send_lock:
-                    await send({"type": "websocket.close", "code": code, "reason": reason})
+            with trio.move_on_after(SEND_TIMEOUT_S):
+                async with lock:
+                    await send({"type": "websocket.close", "code": code, "reason": reason[:120]})
 
-        async def send_text(text: str) -> None:
-            with trio.fail_after(SEND_TIMEOUT_S):
-                async with send_lock:
-                    await send({"type": "websocket.send", "text": text})
-
-        if not self.scopes.token_plausible(token):
+        principal = self.scopes.node_principal(token)
+        if principal is None:
             await close(1008, "Unauthorized")
             return
-        first: Any = None
-        with trio.move_on_after(self.settings.node_connect_timeout_s):
-            first = await receive()
-        if first is None:
-            await close(1008, "connect frame not received in time")
-            return
-        if first["type"] != "websocket.receive":
-            return
-        try:
-            frame = json.loads(first.get("text") or "")
-        except ValueError:
-            frame = None
-        if not isinstance(frame, dict) or frame.get("type") != "connect":
+        first: dict[str, Any] | None = None
+        with trio.move_on_after(CONNECT_DEADLINE_S):
+            message = await receive()
+            if message["type"] != "websocket.receive":
+                return
+            first = _json_object(message.get("text"))
+        if first is None or first.get("type") != "connect":
             await close(1008, "First message must be {type:'connect', ...}")
             return
-        node_id = str(frame.get("nodeId") or "").strip()[:MAX_FIELD]
-        if not node_id:
+        node_id = _text(first.get("nodeId"))
+        if node_id is None:
             await close(1008, "Missing nodeId")
             return
-        if not self.scopes.node_may_register(token, node_id):
-            await close(1008, "Unauthorized")
-            return
-        if node_id not in self.registry.nodes and self.registry.full():
-            await close(1013, "Too many nodes")
+        if not principal.is_admin and node_id != runtime_node_id(principal.session_id or ""):
+            await close(1008, "This token may only connect node runtime:<its session>")
             return
         client = scope.get("client")
-        conn = NodeConn(
-            conn_id=uuid.uuid4().hex[:12],
+        conn = NodeConnection(
             node_id=node_id,
-            display_name=_text(frame.get("displayName")),
-            platform=_text(frame.get("platform")),
-            version=_text(frame.get("version")),
-            caps=_str_list(frame.get("caps")),
-            commands=_str_list(frame.get("commands")),
-            send_text=send_text,
-            close=close,
+            display_name=_text(first.get("displayName")),
+            platform=_text(first.get("platform")),
+            version=_text(first.get("version")),
+            caps=_names(first.get("caps")),
+            commands=_names(first.get("commands")),
+            send=send_frame,
             ip=client[0] if client else None,
+            session_id=principal.session_id,
         )
-        old = self.registry.register(conn)
         try:
-            if old is not None:
-                log.info("node %s reconnected: replacing the old connection", node_id)
-                await old.close(1012, "replaced")
-            ack = {"type": "event", "event": "node.connected", "payload": {"nodeId": node_id}}
-            try:
-                await send_text(json.dumps(ack))
-            except (Exception, trio.TooSlowError):
-                return
-            await self._receive_loop(conn, receive)
+            self.registry.register(conn)
+        except OverflowError as exc:
+            await close(1013, str(exc))
+            return
+        code, reason = 1000, ""
+        try:
+            await send_frame(
+                {"type": "event", "event": "node.connected", "payload": {"nodeId": node_id}}
+            )
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._receive_loop, conn, receive, nursery.cancel_scope)
+                await conn.replaced.wait()
+                code, reason = 1012, "replaced"
+                nursery.cancel_scope.cancel()
+        except (trio.TooSlowError, OSError):
+            code, reason = 1011, "send timed out"
         finally:
             self.registry.unregister(conn)
+        if code:
+            await close(code, reason)
 
-    async def _receive_loop(self, conn: NodeConn, receive: Any) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "websocket.disconnect":
-                return
-            text = message.get("text")
-            if text is None:
-                await conn.close(1003, "binary frames are not supported")
-                return
-            try:
-                frame = json.loads(text)
-            except ValueError:
-                continue
-            if not isinstance(frame, dict) or frame.get("type") != "event":
-                continue
-            payload = frame.get("payload")
-            if not isinstance(payload, dict):
-                continue
-            event = frame.get("event")
-            if event == "node.invoke.result":
-                self.registry.handle_result(conn, payload)
-            elif event == "node.heartbeat":
-                conn.last_seen_ms = now_ms()
-            elif event == "node.process.exited":
-                if str(payload.get("nodeId") or conn.node_id) != conn.node_id:
+    async def _receive_loop(
+        self, conn: NodeConnection, receive: Any, done: trio.CancelScope
+    ) -> None:
+        try:
+            while True:
+                message = await receive()
+                if message["type"] == "websocket.disconnect":
+                    return
+                frame = _json_object(message.get("text"))
+                if frame is None or frame.get("type") != "event":
                     continue
-                if not str(payload.get("jobId") or "").strip():
+                payload = frame.get("payload")
+                if not isinstance(payload, dict):
                     continue
-                conn.last_seen_ms = now_ms()
-                self.registry.emit(conn.node_id, "process.exited", payload)
+                event = frame.get("event")
+                conn.last_seen_ms = _now_ms()
+                if event == "node.invoke.result":
+                    if str(payload.get("nodeId") or "") == conn.node_id:
+                        self.registry.on_result(conn, payload)
+                elif event == "node.process.exited":
+                    if payload.get("nodeId") in (None, "", conn.node_id) and self.on_event:
+                        await self.on_event(conn, event, payload)
+        finally:
+            done.cancel()
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _json_object(text: Any) -> dict[str, Any] | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None

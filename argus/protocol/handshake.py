@@ -74,6 +74,12 @@ class Handshake(Generic[W]):
         """Drop waiters for which ``predicate(waiter)`` is true (a client that left)."""
         self.waiters = [w for w in self.waiters if not predicate(w)]
 
+    def prime(self, result: Any) -> None:
+        """The runtime was initialized by an earlier connection (a bridge told us): READY."""
+        self.state = HandshakeState.READY
+        self.result = result
+        self.initialized_sent = True
+
     def on_initialized(self) -> bool:
         """A caller sent ``initialized``; returns True if it must be forwarded (first time)."""
         if self.initialized_sent:

@@ -14,6 +14,7 @@ import collections
 import logging
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import trio
@@ -53,10 +54,36 @@ class Runtime(abc.ABC):
         """Wait for the runtime to end, after its output reached EOF."""
 
 
+@dataclass(frozen=True)
+class GatewayLink:
+    """How a runtime reaches the gateway back: its URL and the key session tokens derive from.
+
+    Set by the daemon once HTTP is bound. A runtime gets only its session's derived token
+    (``argus.tokens``), never the admin token.
+    """
+
+    http_url: str
+    secret: str
+
+    def session_env(self, session_id: str) -> dict[str, str]:
+        """What a session's runtime and node-host need to call the gateway back."""
+        from ..tokens import derive_session_token
+
+        token = derive_session_token(self.secret, session_id)
+        ws_url = "ws" + self.http_url[len("http") :]
+        return {
+            "ARGUS_SESSION_TOKEN": token,
+            "ARGUS_MCP_URL": self.http_url + "/mcp",
+            "ARGUS_MCP_TOKEN": token,
+            "ARGUS_NODE_WS_URL": ws_url + "/nodes/ws",
+        }
+
+
 class Provisioner(abc.ABC):
     """Starts runtimes for sessions. One instance per daemon; ``mode`` names it."""
 
     mode: str
+    gateway: GatewayLink | None = None
 
     @abc.abstractmethod
     def open_runtime(self, session_id: str) -> AbstractAsyncContextManager[Runtime]:
@@ -65,6 +92,34 @@ class Provisioner(abc.ABC):
     def describe(self) -> str:
         """One line for the start-up log: what a new session will run."""
         return self.mode
+
+    async def live_sessions(self, session_ids: list[str]) -> list[str]:
+        """Which of these sessions still have a runtime running (a bridge, a container).
+
+        The manager re-adopts them at start-up, so output produced while the gateway was
+        away reaches the replay log and automation at once, not at the next attach.
+        """
+        return []
+
+    async def destroy(self, session_id: str, purge: bool) -> None:
+        """Remove what the session left (a container); its home too with ``purge``."""
+        if purge:
+            import shutil
+
+            home = self.settings.home_host_path / "sessions" / session_id  # type: ignore[attr-defined]
+            await trio.to_thread.run_sync(shutil.rmtree, home, True)
+
+    async def collect_orphans(self, session_ids: list[str]) -> list[str]:
+        """Remove runtimes no known session owns (containers); what was removed."""
+        return []
+
+    def workspace(self, session_id: str) -> tuple[Path | None, str | None]:
+        """The session's workspace as (the gateway sees it, the runtime sees it).
+
+        Automation reads the project context (AGENTS.md...) from the first and passes the
+        second as ``cwd`` to the threads it starts; ``None`` where there is no such path.
+        """
+        return None, None
 
 
 class StderrTail:

@@ -25,7 +25,16 @@ from pathlib import Path
 import trio
 
 from ..config import Settings
-from .base import ExitStatus, Provisioner, ProvisionError, Runtime, StderrTail, drain_into
+from .base import (
+    ExitStatus,
+    GatewayLink,
+    Provisioner,
+    ProvisionError,
+    Runtime,
+    StderrTail,
+    drain_into,
+)
+from .nodehost import supervise
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +44,56 @@ def demo_runtime_command() -> str:
     return f"{shlex.quote(sys.executable)} -m argus.demo_runtime"
 
 
-def runtime_environment(session_id: str, home: Path) -> dict[str, str]:
-    """The child's environment: the daemon's, minus every ARGUS_* secret, plus its own."""
+def runtime_environment(
+    session_id: str, home: Path, link: GatewayLink | None = None
+) -> dict[str, str]:
+    """The child's environment: the daemon's, minus every ARGUS_* secret, plus its own.
+
+    With a gateway link it also gets the session's own token and where to use it
+    (``ARGUS_MCP_URL``/``ARGUS_MCP_TOKEN`` for an MCP client such as codex).
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith("ARGUS_")}
     env["HOME"] = str(home)
     env["ARGUS_SESSION_ID"] = session_id
+    if link is not None:
+        env.update(link.session_env(session_id))
     return env
+
+
+def node_host_command(session_id: str, state_dir: Path) -> list[str]:
+    """The command line of a session's runtime node (``runtime:<sid>``)."""
+    return [
+        sys.executable,
+        "-m",
+        "argus",
+        "node-host",
+        "--node-id",
+        f"runtime:{session_id}",
+        "--display-name",
+        f"runtime-{session_id}",
+        "--state-dir",
+        str(state_dir),
+    ]
+
+
+def node_host_environment(session_id: str, home: Path, link: GatewayLink) -> dict[str, str]:
+    """The node-host's environment: the session token as its node token, nothing else secret."""
+    env = runtime_environment(session_id, home, link)
+    env["ARGUS_NODE_TOKEN"] = env["ARGUS_SESSION_TOKEN"]
+    return env
+
+
+async def supervise_node_host(
+    session_id: str, home: Path, workspace: Path, link: GatewayLink, stop_timeout: float
+) -> None:
+    """Run the session's node-host beside its runtime until cancelled (restarted if it dies)."""
+    await supervise(
+        node_host_command(session_id, home / "node-host"),
+        node_host_environment(session_id, home, link),
+        workspace,
+        home / "node-host.log",
+        stop_timeout,
+    )
 
 
 class LocalRuntime(Runtime):
@@ -81,15 +134,19 @@ class LocalRuntime(Runtime):
 
 
 async def stop_process(process: trio.Process, timeout: float) -> None:
-    """Close stdin, then SIGTERM, then SIGKILL the process group, each step bounded."""
+    """Close stdin, then SIGTERM, then SIGKILL the process group, each step bounded.
+
+    A process without a stdin pipe (the node-host) has no polite first step: it gets
+    SIGTERM at once.
+    """
     if process.returncode is not None:
         return
     if process.stdin is not None:
         with trio.move_on_after(timeout / 5):
             await process.stdin.aclose()
-    with trio.move_on_after(timeout):
-        await process.wait()
-        return
+        with trio.move_on_after(timeout):
+            await process.wait()
+            return
     for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
             os.killpg(process.pid, sig)
@@ -119,11 +176,37 @@ class LocalProvisioner(Provisioner):
         """Per-session home directory (HOME of the runtime)."""
         return self.settings.home_host_path / "sessions" / session_id
 
+    def workspace(self, session_id: str) -> tuple[Path | None, str | None]:
+        """A local runtime sees the same paths as the gateway."""
+        path = self.settings.workspace_host_path or self.session_home(session_id) / "workspace"
+        return path, str(path)
+
     @asynccontextmanager
     async def open_runtime(self, session_id: str) -> AsyncIterator[Runtime]:
+        """The session's runtime: under a detached bridge, or a plain child process."""
+        if self.settings.local_detach and self.gateway is not None:
+            from .bridged import open_bridged_runtime
+
+            async with open_bridged_runtime(self, session_id) as runtime:
+                yield runtime
+            return
+        async with self._open_child(session_id) as runtime:
+            yield runtime
+
+    async def live_sessions(self, session_ids: list[str]) -> list[str]:
+        """Sessions whose detached bridge is still running (to re-adopt at start-up)."""
+        if not self.settings.local_detach:
+            return []
+        from .bridged import bridge_is_live
+
+        return [sid for sid in session_ids if await bridge_is_live(self, sid)]
+
+    @asynccontextmanager
+    async def _open_child(self, session_id: str) -> AsyncIterator[Runtime]:
         """Spawn the runtime; on exit stop it (stdin close, SIGTERM, SIGKILL)."""
         home = self.session_home(session_id)
-        workspace = self.settings.workspace_host_path or home / "workspace"
+        workspace = self.workspace(session_id)[0]
+        assert workspace is not None
 
         def prepare() -> None:
             home.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -137,7 +220,7 @@ class LocalProvisioner(Provisioner):
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 cwd=str(workspace),
-                env=runtime_environment(session_id, home),
+                env=runtime_environment(session_id, home, self.gateway),
                 start_new_session=True,
             )
         except OSError as exc:
@@ -148,6 +231,15 @@ class LocalProvisioner(Provisioner):
             async with trio.open_nursery() as nursery:
                 assert process.stderr is not None
                 nursery.start_soon(drain_into, process.stderr, tail)
+                if self.settings.runtime_node and self.gateway is not None:
+                    nursery.start_soon(
+                        supervise_node_host,
+                        session_id,
+                        home,
+                        workspace,
+                        self.gateway,
+                        self.settings.stop_timeout_s,
+                    )
                 try:
                     yield LocalRuntime(process, tail)
                 finally:

@@ -89,6 +89,9 @@ class RuntimeConnection:
         self.pending_server: dict[str, PendingServerRequest] = {}
         self.turn_owners: dict[str, int] = {}
         self.closed = False
+        # A bridged runtime numbers its lines: every line then takes exactly one replay
+        # entry (placeholders for lines not broadcast) so session seq = base + number.
+        self.numbered = bool(getattr(runtime, "numbered", False))
 
     async def write(self, data: bytes) -> bool:
         """Write whole lines to the runtime; False if it is gone.

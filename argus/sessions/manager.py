@@ -11,14 +11,16 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
 
 from ..config import Settings
-from ..provision.base import Provisioner
-from .session import Session, SessionGone
+from ..provision.base import Provisioner, ProvisionError
+from ..store import records
+from ..store.db import Store
+from .hooks import NO_HOOKS, SessionHooks
+from .session import Session, SessionGone, now_ms
 
 log = logging.getLogger(__name__)
 
@@ -37,20 +39,70 @@ def valid_session_id(value: str) -> bool:
 class SessionManager:
     """Creates, finds and stops sessions."""
 
-    def __init__(self, settings: Settings, provisioner: Provisioner) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        provisioner: Provisioner,
+        hooks: SessionHooks = NO_HOOKS,
+        store: Store | None = None,
+    ) -> None:
         self.settings = settings
         self.provisioner = provisioner
+        self.hooks = hooks
+        self.store = store
+        self.is_busy: Any = lambda session_id: False  # automation: a turn is running
         self.sessions: dict[str, Session] = {}
         self._nursery: trio.Nursery | None = None
-        # Run beside every session's runtime (nodes: the runtime node); set by the daemon.
-        self.runtime_companion: Callable[[str], Awaitable[None]] | None = None
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Own every session's nursery until cancelled."""
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
+            await self._restore()
             task_status.started()
             await trio.sleep_forever()
+
+    async def _restore(self) -> None:
+        """Bring back the sessions the store knows (their runtimes start on first use)."""
+        if self.store is None:
+            return
+        assert self._nursery is not None
+        for row in await self.store.run(records.list_sessions):
+            if row["id"] in self.sessions or not valid_session_id(row["id"]):
+                continue
+            session = Session(
+                row["id"], self.provisioner, self.settings, created=False, hooks=self.hooks
+            )
+            session.created_at_ms = row["createdAtMs"]
+            self.sessions[session.id] = session
+            await self._nursery.start(session.serve)
+        if self.sessions:
+            log.info("sessions restored from the store count=%s", len(self.sessions))
+
+    async def readopt_live(self) -> None:
+        """Reconnect, in the background, to runtimes that kept running while we were away.
+
+        Called by the daemon once runtimes can reach the gateway (after HTTP is bound).
+        Runtimes no known session owns are removed first (orphan containers); the index
+        is never pruned from what the engine lists.
+        """
+        assert self._nursery is not None
+        try:
+            await self.provisioner.collect_orphans(list(self.sessions))
+        except ProvisionError as exc:
+            log.warning("orphan collection skipped: %s", exc)
+        if self.provisioner.mode == "docker":
+            self._nursery.start_soon(self.serve_idle_reaper)
+        for session_id in await self.provisioner.live_sessions(list(self.sessions)):
+            self._nursery.start_soon(self._readopt, self.sessions[session_id])
+
+    async def _readopt(self, session: Session) -> None:
+        """Reconnect to a runtime that kept running while the gateway was away."""
+        try:
+            await session.ensure_running()
+            log.info("runtime re-adopted session=%s", session.id)
+        except (ProvisionError, SessionGone) as exc:
+            log.warning("cannot re-adopt runtime session=%s: %s", session.id, exc)
 
     def get(self, session_id: str) -> Session | None:
         """The live session with this id, if any."""
@@ -62,10 +114,15 @@ class SessionManager:
             raise TooManySessions(f"session limit reached ({self.settings.max_sessions})")
         assert self._nursery is not None, "SessionManager.serve is not running"
         session_id = uuid.uuid4().hex[:12]
-        session = Session(session_id, self.provisioner, self.settings, created=True)
-        session.runtime_companion = self.runtime_companion
+        session = Session(
+            session_id, self.provisioner, self.settings, created=True, hooks=self.hooks
+        )
         self.sessions[session_id] = session
         try:
+            if self.store is not None:
+                await self.store.run(
+                    records.add_session, session_id, self.provisioner.mode, session.created_at_ms
+                )
             await self._nursery.start(session.serve)
         except BaseException:
             self.sessions.pop(session_id, None)
@@ -73,7 +130,23 @@ class SessionManager:
         log.info("session created session=%s mode=%s", session_id, self.provisioner.mode)
         return session
 
-    async def delete(self, session_id: str, *, code: int = 1001, reason: str = "") -> bool:
+    async def serve_idle_reaper(self) -> None:
+        """Stop (not remove) runtimes with no client and no turn for ARGUS_SESSION_IDLE_S."""
+        idle_ms = self.settings.session_idle_s * 1000
+        while True:
+            await trio.sleep(max(0.5, min(30.0, self.settings.session_idle_s / 4)))
+            now = now_ms()
+            for session in list(self.sessions.values()):
+                if session.state != "running" or session.subscribers:
+                    continue
+                if now - session.last_active_ms < idle_ms or self.is_busy(session.id):
+                    continue
+                log.info("stopping idle runtime session=%s", session.id)
+                session.stop_runtime()
+
+    async def delete(
+        self, session_id: str, *, code: int = 1001, reason: str = "", purge: bool = False
+    ) -> bool:
         """Stop a session's runtime, close its clients with ``code`` and forget it."""
         session = self.sessions.pop(session_id, None)
         if session is None:
@@ -81,15 +154,26 @@ class SessionManager:
         session.stop(code, reason or "Session deleted")
         with trio.move_on_after(self.settings.stop_timeout_s * 3):
             await session.finished.wait()
+        if self.store is not None:
+            await self.store.run(records.delete_session, session_id)
+        try:
+            await self.provisioner.destroy(session_id, purge)
+        except ProvisionError as exc:
+            log.warning("cannot remove the runtime of session=%s: %s", session_id, exc)
+        self.hooks.on_session_deleted(session_id)
         log.info("session deleted session=%s", session_id)
         return True
 
     async def stop_all(self, reason: str = "Server shutting down") -> None:
-        """Graceful shutdown: every client gets 1001 and every runtime is stopped."""
+        """Graceful shutdown: every client gets 1001; bridged runtimes keep running.
+
+        A detached runtime (bridge, container) carries on with its turns and is adopted by
+        the next gateway; a plain child process is stopped.
+        """
         sessions = list(self.sessions.values())
         self.sessions.clear()
         for session in sessions:
-            session.stop(1001, reason)
+            session.stop(1001, reason, keep_runtime=True)
         for session in sessions:
             await session.finished.wait()
 

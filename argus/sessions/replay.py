@@ -89,6 +89,18 @@ class ReplayBuffer:
             start = 0
         self._start = start
 
+    def restart_at(self, next_seq: int) -> None:
+        """Drop everything and number the next entry ``next_seq`` (a bridge's numbering).
+
+        Used when a gateway adopts a bridged runtime whose lines already carry numbers; a
+        client resuming from before ``next_seq`` is told of the gap as usual.
+        """
+        self._entries = []
+        self._start = 0
+        self.retained_bytes = 0
+        self.first_seq = next_seq
+        self.last_seq = next_seq - 1
+
     def get(self, seq: int) -> Entry | None:
         """The entry with number ``seq``, or None if evicted or not yet assigned."""
         if seq < self.first_seq or seq > self.last_seq:

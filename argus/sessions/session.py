@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import trio
@@ -29,37 +29,29 @@ import trio
 from ..config import Settings
 from ..protocol import messages as m
 from ..protocol.framing import LineSplitter, OversizedLine
-from ..protocol.handshake import Decision, HandshakeState
+from ..protocol.handshake import Decision
 from ..provision.base import ExitStatus, Provisioner, ProvisionError, Runtime
+from . import numbered
+from .approvals import ApprovalRouting
 from .connection import (
     HandshakeWaiter,
     Inflight,
-    InternalCall,
-    PendingServerRequest,
     RuntimeConnection,
     next_upstream_id,
 )
+from .hooks import NO_HOOKS, GatewayMethodError, SessionHooks
+from .internal_calls import RuntimeCallError, call_runtime
 from .replay import Entry, ReplayBuffer
-from .subscriber import SendText, Subscriber
+from .subscriber import SendText, Subscriber, cut_off_laggards
 
 log = logging.getLogger(__name__)
 
 READ_CHUNK = 128 * 1024
-MAX_PENDING_SERVER_REQUESTS = 1024
 NOISE_LOG_LIMIT = 50  # non-JSON stdout lines logged per runtime before going quiet
-CLIENT_INFO = {"name": "argus_gateway", "title": "Argus Gateway", "version": "0.1.0"}
 
 
 class SessionGone(Exception):
     """The session was stopped while the caller was using it."""
-
-
-class RuntimeCallError(Exception):
-    """An internal call got a JSON-RPC error (or the runtime went away)."""
-
-    def __init__(self, error: dict[str, Any]) -> None:
-        super().__init__(f"{error.get('code')}: {error.get('message')}")
-        self.error = error
 
 
 def now_ms() -> int:
@@ -67,13 +59,21 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-class Session:
+class Session(ApprovalRouting):
     """One session: runtime lifecycle, replay log, subscribers and message routing."""
 
     def __init__(
-        self, session_id: str, provisioner: Provisioner, settings: Settings, *, created: bool
+        self,
+        session_id: str,
+        provisioner: Provisioner,
+        settings: Settings,
+        *,
+        created: bool,
+        hooks: SessionHooks = NO_HOOKS,
     ) -> None:
         self.id = session_id
+        self.hooks = hooks
+        self.runtime_generation = 0
         self.mode = provisioner.mode
         self.settings = settings
         self.created = created
@@ -92,9 +92,10 @@ class Session:
         self._stopping = False
         self._unattended_from: int | None = None
         self._noise_logged = 0
-        # Started beside the runtime while it runs (nodes: the runtime node); set by the
-        # manager. Cancelled when the runtime ends.
-        self.runtime_companion: Callable[[str], Awaitable[None]] | None = None
+        self._runtime_scope: trio.CancelScope | None = None
+        self._idle_stop = False
+        self.bridge_instance: str | None = None  # the bridge this log's numbers come from
+        self.bridge_base = 0
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -115,9 +116,17 @@ class Session:
             self._conn = None
             self.finished.set()
 
-    def stop(self, code: int = 1001, reason: str = "Session stopped") -> None:
-        """Close every client with ``code`` and stop the runtime (asynchronously)."""
+    def stop(
+        self, code: int = 1001, reason: str = "Session stopped", *, keep_runtime: bool = False
+    ) -> None:
+        """Close every client with ``code`` and stop the runtime (asynchronously).
+
+        ``keep_runtime`` (gateway shutdown) leaves a bridged runtime running for the next
+        gateway to adopt; a plain child process stops either way.
+        """
         self._stopping = True
+        if keep_runtime and self._conn is not None:
+            self._conn.runtime.stop_on_close = False  # type: ignore[attr-defined]
         for sub in list(self.subscribers.values()):
             sub.request_close(code, reason, drain=False)
         self._stop_requested.set()
@@ -133,23 +142,38 @@ class Session:
                 raise SessionGone(self.id)
             await self._nursery.start(self._run_runtime)
 
+    def stop_runtime(self) -> None:
+        """Stop the runtime but keep the session (idle reaper); the next attach restarts it."""
+        if self._runtime_scope is not None:
+            self._idle_stop = True
+            self._runtime_scope.cancel()
+
     async def _run_runtime(self, *, task_status: trio.TaskStatus[None]) -> None:
+        self._runtime_scope = trio.CancelScope()
+        self._idle_stop = False
+        try:
+            with self._runtime_scope:
+                await self._open_and_read(task_status)
+        finally:
+            self._runtime_scope = None
+
+    async def _open_and_read(self, task_status: trio.TaskStatus[None]) -> None:
         status: ExitStatus | None = None
         conn: RuntimeConnection | None = None
         try:
             async with self._provisioner.open_runtime(self.id) as runtime:
-                self.runtime_info = dict(runtime.info)
                 conn = RuntimeConnection(runtime)
+                backlog = await numbered.adopt(self, runtime, conn) if conn.numbered else 0
+                self.runtime_info = dict(runtime.info)
                 self._conn = conn
                 self._noise_logged = 0
+                self.runtime_generation += 1
+                self.hooks.on_runtime_started(self)
+                splitter = LineSplitter(self.settings.jsonl_line_limit_bytes)
+                if backlog > self.replay.last_seq:
+                    await self._read_runtime(runtime, conn, splitter, until=backlog)
                 task_status.started()
-                companion = trio.CancelScope()
-                if self.runtime_companion is not None and self._nursery is not None:
-                    self._nursery.start_soon(self._run_companion, companion)
-                try:
-                    await self._read_runtime(runtime, conn)
-                finally:
-                    companion.cancel()
+                await self._read_runtime(runtime, conn, splitter)
                 with trio.move_on_after(self.settings.stop_timeout_s):
                     status = await runtime.wait_exit()
         finally:
@@ -158,30 +182,33 @@ class Session:
                 if self._conn is conn:
                     self._on_runtime_exit(conn, status)
 
-    async def _run_companion(self, scope: trio.CancelScope) -> None:
-        with scope:
-            try:
-                await self.runtime_companion(self.id)  # type: ignore[misc]
-            except Exception:
-                log.exception("runtime companion failed session=%s", self.id)
-
-    async def _read_runtime(self, runtime: Runtime, conn: RuntimeConnection) -> None:
-        splitter = LineSplitter(self.settings.jsonl_line_limit_bytes)
-        while True:
+    async def _read_runtime(
+        self,
+        runtime: Runtime,
+        conn: RuntimeConnection,
+        splitter: LineSplitter,
+        until: int | None = None,
+    ) -> None:
+        """Route runtime output until EOF (or, catching up, until ``seq`` reaches ``until``)."""
+        while until is None or self.replay.last_seq < until:
             data = await runtime.receive_some(READ_CHUNK)
             # Judge lag before this chunk lands: a client is too slow when it has not
             # taken what was there before, not because one chunk arrived at once.
-            self._cut_off_laggards()
+            cut_off_laggards(self.subscribers.values(), self.settings.client_queue_bytes, self.id)
             lines = splitter.feed(data) if data else splitter.close()
             for line in lines:
+                before = self.replay.last_seq
                 self._handle_runtime_line(conn, line)
+                if conn.numbered and self.replay.last_seq == before:
+                    self.replay.append("", directed=True)  # keep seq = base + line number
             self._after_batch()
             if not data:
                 return
 
     def _on_runtime_exit(self, conn: RuntimeConnection, status: ExitStatus | None) -> None:
         self._conn = None
-        if self._stopping:
+        self.hooks.on_runtime_exit(self)
+        if self._stopping or self._idle_stop:
             return
         status = status or ExitStatus(code=None, signal=None, stderr_tail="")
         log.warning(
@@ -219,27 +246,6 @@ class Session:
         for sub in self.subscribers.values():
             sub.wake()
 
-    def _cut_off_laggards(self) -> None:
-        """Close (1013) clients whose backlog exceeds ARGUS_CLIENT_QUEUE_BYTES.
-
-        A backlog is bounded by that limit plus one read chunk; the client can resume
-        from its cursor with ``since``.
-        """
-        limit = self.settings.client_queue_bytes
-        for sub in list(self.subscribers.values()):
-            if sub.close_code is not None:
-                continue  # already on its way out
-            backlog = sub.backlog_bytes()
-            if backlog is None or backlog > limit:
-                log.warning(
-                    "client too slow, closing session=%s client=%s backlog=%s",
-                    self.id,
-                    sub.key,
-                    backlog,
-                )
-                reason = f"Client too slow; resume with since={sub.cursor}"
-                sub.request_close(1013, reason, drain=False)
-
     def _handle_runtime_line(self, conn: RuntimeConnection, line: bytes | OversizedLine) -> None:
         if isinstance(line, OversizedLine):
             limit = self.settings.jsonl_line_limit_bytes
@@ -267,10 +273,12 @@ class Session:
                 key = m.delta_key(method, params)
                 if key is not None:
                     self._broadcast(text, key, params["delta"])  # type: ignore[index]
+                    self.hooks.on_notification(self, method, params)  # type: ignore[arg-type]
                     return
             self._broadcast(text)
             if type(params) is dict:
                 self._track_notification(conn, method, params)
+                self.hooks.on_notification(self, method, params)
         elif type(method) is str:
             self._on_server_request(conn, obj, text)
         elif "method" not in obj:
@@ -350,46 +358,6 @@ class Session:
                 sub.push(
                     m.error_response(waiter.original_id, code, str(error.get("message"))), after
                 )
-
-    def _on_server_request(self, conn: RuntimeConnection, obj: dict, text: str) -> None:
-        key = m.id_key(obj["id"])
-        if key in conn.pending_server:
-            log.warning("duplicate server request id session=%s id=%s", self.id, key)
-            return
-        if len(conn.pending_server) >= MAX_PENDING_SERVER_REQUESTS:
-            log.warning("too many pending server requests, dropping session=%s", self.id)
-            return
-        params = obj.get("params") if isinstance(obj.get("params"), dict) else {}
-        thread_id = params.get("threadId")
-        turn_id = params.get("turnId")
-        entry = self.replay.append(text, directed=True)
-        pending = PendingServerRequest(
-            entry.seq,
-            text,
-            thread_id if isinstance(thread_id, str) else None,
-            turn_id if isinstance(turn_id, str) else None,
-        )
-        conn.pending_server[key] = pending
-        self._route_server_request(conn, pending)
-
-    def _route_server_request(self, conn: RuntimeConnection, pending: PendingServerRequest) -> None:
-        target: int | None = None
-        owner = conn.turn_owners.get(pending.thread_id) if pending.thread_id else None
-        if owner in self.subscribers:
-            target = owner
-        elif self.request_handler in self.subscribers:
-            target = self.request_handler
-        elif self.subscribers:
-            target = next(iter(self.subscribers))
-        if target is None:
-            return  # stays pending; delivered to the next client that attaches
-        self.request_handler = target
-        self._deliver_pending(self.subscribers[target], pending)
-
-    def _deliver_pending(self, sub: Subscriber, pending: PendingServerRequest) -> None:
-        pending.delivered_to.add(sub.key)
-        text = m.splice_seq(pending.text, pending.seq) if sub.with_seq else pending.text
-        sub.push(text, pending.seq - 1)
 
     # -- clients -----------------------------------------------------------------------
 
@@ -524,6 +492,7 @@ class Session:
             if isinstance(thread_id, str) and thread_id.strip():
                 conn.turn_owners[thread_id] = sub.key
                 self.request_handler = sub.key
+                self.hooks.on_client_turn_start(self, thread_id)
         obj["id"] = upstream_id
         await self._send_line(conn, m.dumps(obj))
 
@@ -547,12 +516,43 @@ class Session:
             log.debug("runtime gone, frame dropped session=%s", self.id)
 
     async def _handle_gateway_method(self, sub: Subscriber, obj: dict) -> None:
-        """``argus/*`` methods are the gateway's own; none is forwarded to the runtime."""
-        if "id" in obj and obj["id"] is not None:
-            message = f"Unknown gateway method: {obj['method']}"
-            self._reply(sub, m.error_response(obj["id"], m.METHOD_NOT_FOUND, message))
+        """``argus/*`` methods are the gateway's own; none is forwarded to the runtime.
 
-    # -- the daemon's own calls --------------------------------------------------------
+        They are awaited inline, so one client's gateway calls are answered in order; a
+        call without an id runs all the same and its outcome is not sent (the original).
+        """
+        req_id = obj.get("id")
+        params = obj.get("params")
+        try:
+            result = await self.hooks.call_gateway_method(
+                self, obj["method"], params if isinstance(params, dict) else {}
+            )
+        except GatewayMethodError as exc:
+            if req_id is not None:
+                self._reply(sub, m.error_response(req_id, exc.code, exc.message))
+            return
+        except RuntimeCallError as exc:
+            if req_id is not None:
+                code, message = exc.error.get("code"), exc.error.get("message")
+                code = code if type(code) is int else m.GATEWAY_ERROR
+                self._reply(sub, m.error_response(req_id, code, str(message or "Runtime error")))
+            return
+        if req_id is not None:
+            self._reply(sub, m.result_response(req_id, result))
+
+    def note(self, method: str, params: dict[str, Any]) -> None:
+        """Broadcast a gateway-made notification to every client.
+
+        With a bridged runtime the bridge numbers it into the runtime's stream (it comes
+        back as a line), so it keeps its number across a gateway restart too.
+        """
+        text = m.notification(method, params)
+        conn = self._conn
+        if conn is not None and conn.numbered and not conn.closed and self._nursery:
+            self._nursery.start_soon(conn.runtime.send_note, text.encode())  # type: ignore[attr-defined]
+            return
+        self._broadcast(text)
+        self._after_batch()
 
     async def call(self, method: str, params: Any, *, timeout: float = 120.0) -> Any:
         """Make a request to the runtime as the gateway itself (automation uses this)."""
@@ -560,44 +560,15 @@ class Session:
         conn = self._conn
         if conn is None:
             raise RuntimeCallError({"code": m.RUNTIME_EXITED, "message": "Runtime exited"})
-        await self._ensure_initialized(conn, timeout)
-        call = InternalCall()
-        upstream_id = next_upstream_id()
-        conn.inflight[upstream_id] = Inflight(None, None, method, call)
-        try:
-            await self._send_line(
-                conn, m.dumps({"id": upstream_id, "method": method, "params": params})
-            )
-            with trio.fail_after(timeout):
-                await call.done.wait()
-        finally:
-            conn.inflight.pop(upstream_id, None)
-        if call.error is not None:
-            raise RuntimeCallError(call.error)
-        return call.result
+        return await call_runtime(conn, self._send_line, method, params, timeout)
 
-    async def _ensure_initialized(self, conn: RuntimeConnection, timeout: float) -> None:
-        handshake = conn.handshake
-        if handshake.state is not HandshakeState.READY:
-            call = InternalCall()
-            decision = handshake.on_initialize(HandshakeWaiter(None, None, call))
-            if decision is Decision.FORWARD:
-                upstream_id = next_upstream_id()
-                conn.initialize_id = upstream_id
-                conn.inflight[upstream_id] = Inflight(None, None, "initialize", call)
-                request = {
-                    "id": upstream_id,
-                    "method": "initialize",
-                    "params": {"clientInfo": CLIENT_INFO},
-                }
-                await self._send_line(conn, m.dumps(request))
-            if decision is not Decision.REPLY_CACHED:
-                with trio.fail_after(timeout):
-                    await call.done.wait()
-                if call.error is not None:
-                    raise RuntimeCallError(call.error)
-        if handshake.on_initialized():
-            await self._send_line(conn, m.dumps({"method": "initialized"}))
+    def workspace_path(self) -> Path | None:
+        """The session's workspace as the gateway sees it (for project context files)."""
+        return self._provisioner.workspace(self.id)[0]
+
+    def workspace_cwd(self) -> str | None:
+        """The session's workspace as its runtime sees it (``cwd`` of daemon threads)."""
+        return self._provisioner.workspace(self.id)[1]
 
     # -- reporting ---------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import collections
 import itertools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING
 
 import trio
@@ -290,3 +290,24 @@ class Subscriber:
         if self.with_seq:
             return messages.splice_seq(text, run[-1].seq, run[0].seq)
         return text
+
+
+def cut_off_laggards(subscribers: Iterable[Subscriber], limit: int, session_id: str) -> None:
+    """Close (1013) clients whose backlog exceeds ``limit`` (ARGUS_CLIENT_QUEUE_BYTES).
+
+    Called before each runtime read chunk lands, so a backlog is bounded by the limit plus
+    one chunk. A client is too slow when it has not taken what was there before, not
+    because one chunk arrived at once. It can resume from its cursor with ``since``.
+    """
+    for sub in list(subscribers):
+        if sub.close_code is not None:
+            continue  # already on its way out
+        backlog = sub.backlog_bytes()
+        if backlog is None or backlog > limit:
+            log.warning(
+                "client too slow, closing session=%s client=%s backlog=%s",
+                session_id,
+                sub.key,
+                backlog,
+            )
+            sub.request_close(1013, f"Client too slow; resume with since={sub.cursor}", drain=False)

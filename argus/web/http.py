@@ -15,6 +15,7 @@ from quart import Response, jsonify, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
+from ..automation.engine import Automation
 from ..config import Settings
 from ..sessions.manager import SessionManager
 from . import auth
@@ -25,14 +26,13 @@ def error(status: int, code: str, detail: str) -> tuple[Response, int]:
     return jsonify({"detail": detail, "code": code}), status
 
 
-def build_http_app(settings: Settings, manager: SessionManager) -> QuartTrio:
-    """The Quart app serving every HTTP route."""
-    app = QuartTrio("argus")
-    app.config["PROVIDE_AUTOMATIC_OPTIONS"] = True
+View = Callable[..., Awaitable[Any]]
 
-    def admin(
-        view: Callable[..., Awaitable[Any]],
-    ) -> Callable[..., Awaitable[Any]]:
+
+def admin_only(settings: Settings) -> Callable[[View], View]:
+    """A decorator for admin routes: the admin token, compared in constant time, else 401."""
+
+    def admin(view: View) -> View:
         @functools.wraps(view)
         async def wrapper(*args: Any, **kwargs: Any) -> Any:
             token = auth.extract_token(
@@ -40,10 +40,25 @@ def build_http_app(settings: Settings, manager: SessionManager) -> QuartTrio:
                 {k: request.args.getlist(k) for k in ("token",) if k in request.args},
             )
             if not auth.token_matches(settings.admin_token, token):
+                # Read (and drop) the body first: answering before it was read can leave
+                # its bytes on a keep-alive connection, where they stall the next request.
+                await request.get_data()
                 return error(401, "unauthorized", "Unauthorized")
             return await view(*args, **kwargs)
 
         return wrapper
+
+    return admin
+
+
+def build_http_app(
+    settings: Settings, manager: SessionManager, automation: Automation | None = None
+) -> QuartTrio:
+    """The Quart app serving every HTTP route."""
+    app = QuartTrio("argus")
+    app.config["PROVIDE_AUTOMATIC_OPTIONS"] = True
+    app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024  # API bodies are small; larger: 413
+    admin = admin_only(settings)
 
     @app.errorhandler(HTTPException)
     async def http_error(exc: HTTPException) -> Any:
@@ -74,8 +89,13 @@ def build_http_app(settings: Settings, manager: SessionManager) -> QuartTrio:
     @app.delete("/sessions/<session_id>")
     @admin
     async def delete_session(session_id: str) -> Any:
-        if not await manager.delete(session_id):
+        purge = request.args.get("purge", "") in ("1", "true", "yes")
+        if not await manager.delete(session_id, purge=purge):
             return error(404, "session_not_found", "Session not found")
         return {"ok": True, "sessionId": session_id}
 
+    if automation is not None:
+        from .automation_http import add_automation_routes
+
+        add_automation_routes(app, admin, manager, automation)
     return app

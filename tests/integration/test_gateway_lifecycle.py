@@ -13,7 +13,7 @@ import trio
 from trio_websocket import ConnectionClosed
 
 from argus.testing import daemon_env
-from tests.harness import connect
+from tests.harness import connect, run_daemon
 
 
 def run_cli(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -97,8 +97,9 @@ async def test_runtime_cmd_is_used(daemon_factory) -> None:
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 async def test_signal_shuts_down_gracefully(daemon_factory, sig) -> None:
+    """A plain child runtime is stopped with the gateway (ARGUS_LOCAL_DETACH=0)."""
     with trio.fail_after(60):
-        async with daemon_factory() as daemon:
+        async with daemon_factory(ARGUS_LOCAL_DETACH="0") as daemon:
             async with connect(daemon) as a, connect(daemon, session=a.id) as b:
                 await a.handshake()
                 async with daemon.http() as http:
@@ -112,3 +113,27 @@ async def test_signal_shuts_down_gracefully(daemon_factory, sig) -> None:
                 assert await daemon.stop() == 0
             with pytest.raises(ProcessLookupError):
                 os.kill(pid, 0)
+
+
+async def test_shutdown_leaves_a_bridged_runtime_running_for_the_next_gateway(
+    daemon_factory,
+) -> None:
+    with trio.fail_after(60):
+        async with daemon_factory() as daemon:
+            async with connect(daemon) as client:
+                await client.handshake()
+                thread_id = await client.start_thread()
+                async with daemon.http() as http:
+                    pid = (await http.get("/sessions")).json()["sessions"][0]["pid"]
+            assert await daemon.stop() == 0
+            os.kill(pid, 0)  # still running: no ProcessLookupError
+            async with run_daemon(daemon.home) as again:
+                async with connect(again, session=client.id) as back:
+                    # Adopted, not restarted: the same process, initialized, thread loaded.
+                    async with again.http() as http:
+                        info = (await http.get("/sessions")).json()["sessions"][0]
+                    assert info["pid"] == pid and info["state"] == "running"
+                    result = await back.handshake()
+                    assert result["platformFamily"] == "unix"
+                    turn = await back.start_turn(thread_id, "still here")
+                    assert "result" in turn

@@ -74,16 +74,28 @@ def text_events(response_id: str, text: str, chunks: int) -> list[Event]:
     return events
 
 
-def exec_events(response_id: str, call_id: str, arguments: dict[str, Any]) -> list[Event]:
-    """SSE events of a model calling codex's ``exec_command`` tool with ``arguments``."""
+def exec_events(
+    response_id: str,
+    call_id: str,
+    arguments: dict[str, Any],
+    name: str = "exec_command",
+    namespace: str | None = None,
+) -> list[Event]:
+    """SSE events of a model calling the tool ``name`` (codex's ``exec_command`` by default).
+
+    Codex offers MCP tools grouped in a ``namespace`` tool (``mcp__<server>``); a call of
+    one carries the namespace beside the tool's own name.
+    """
     item = {
         "type": "function_call",
         "id": f"fc_{response_id}",
         "call_id": call_id,
-        "name": "exec_command",
+        "name": name,
         "arguments": json.dumps(arguments),
         "status": "completed",
     }
+    if namespace is not None:
+        item["namespace"] = namespace
     return [
         {"type": "response.created", "response": {"id": response_id}},
         {"type": "response.output_item.added", "output_index": 0, "item": item},
@@ -110,6 +122,8 @@ class Reply:
 
     kind: str
     text: str = ""
+    name: str = "exec_command"
+    namespace: str | None = None
     chunks: int = 1
     call_id: str = ""
     arguments: dict[str, Any] = field(default_factory=dict)
@@ -118,7 +132,7 @@ class Reply:
     def events(self, response_id: str) -> list[Event]:
         """The SSE events of this reply for the response ``response_id``."""
         if self.kind == "exec":
-            return exec_events(response_id, self.call_id, self.arguments)
+            return exec_events(response_id, self.call_id, self.arguments, self.name, self.namespace)
         return text_events(response_id, self.text, self.chunks)
 
 
@@ -217,6 +231,15 @@ class FakeModel:
         call_id = call_id or f"call_{next(self._calls)}"
         arguments = {"cmd": command, **extra}
         self.script.append(Reply("exec", call_id=call_id, arguments=arguments))
+        return call_id
+
+    def queue_function_call(
+        self, name: str, arguments: dict[str, Any], namespace: str | None = None
+    ) -> str:
+        """The next request gets a call of tool ``name`` (e.g. an MCP tool); returns its call_id."""
+        call_id = f"call_{next(self._calls)}"
+        reply = Reply("exec", name=name, namespace=namespace, call_id=call_id, arguments=arguments)
+        self.script.append(reply)
         return call_id
 
     def _next(self, body: dict[str, Any], headers: dict[str, str]) -> tuple[list[Event], float]:

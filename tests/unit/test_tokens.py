@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from argus.tokens import derive_session_token, load_or_create_secret
+from argus.tokens import derive_session_token, load_or_create_secret, session_of_token
 
 
 def test_derivation_is_stable_and_scoped() -> None:
@@ -18,3 +18,12 @@ def test_home_secret_is_created_once_with_private_mode(tmp_path: Path) -> None:
     assert load_or_create_secret(tmp_path) == first
     path = tmp_path / "gateway" / "secret"
     assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_token_proves_its_session_only() -> None:
+    token = derive_session_token("k", "sess.1")
+    assert session_of_token("k", token) == "sess.1"
+    assert session_of_token("other", token) is None
+    forged = token.replace("sess.1", "sess.2")
+    assert session_of_token("k", forged) is None
+    assert session_of_token("k", "k") is None and session_of_token("k", None) is None

@@ -87,12 +87,9 @@ async def test_session_token_scope(daemon_factory: DaemonFactory, tmp_path: Path
                         await ws.send_message(json.dumps({"type": "connect", "nodeId": node_id}))
                         with pytest.raises(ConnectionClosed) as c:
                             await ws.get_message()
-                        assert (c.value.reason.code, c.value.reason.reason) == (
-                            1008,
-                            "Unauthorized",
-                        )
-                # A stale or made-up session token opens nothing.
-                async with d.http(derive_session_token(ADMIN, "000000000000")) as http:
+                        assert c.value.reason.code == 1008
+                # A session token made with another secret opens nothing.
+                async with d.http(derive_session_token("not-the-secret", sa)) as http:
                     r = await http.post(
                         "/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "initialize"}
                     )

@@ -35,7 +35,11 @@ async def test_sdk_client_lists_tools_and_invokes_self(daemon_factory: DaemonFac
                 ):
                     await session.initialize()
                     tools = await session.list_tools()
-                    assert sorted(t.name for t in tools.tools) == ["node_invoke", "nodes_list"]
+                    assert sorted(t.name for t in tools.tools) == [
+                        "cron",
+                        "node_invoke",
+                        "nodes_list",
+                    ]
                     res = await session.call_tool(
                         "node_invoke",
                         {
@@ -65,7 +69,7 @@ async def post(
 
 async def test_mcp_http_rules(daemon_factory: DaemonFactory) -> None:
     with trio.fail_after(30):
-        async with daemon_factory(**ENV, ARGUS_RUNTIME_NODES="0") as d, d.http(ADMIN) as http:
+        async with daemon_factory(**ENV, ARGUS_RUNTIME_NODE="0") as d, d.http(ADMIN) as http:
             init = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {}}
             r = await post(
                 http, {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": init}
@@ -143,7 +147,7 @@ async def test_mcp_http_rules(daemon_factory: DaemonFactory) -> None:
 
 async def test_mcp_sessions_expire(daemon_factory: DaemonFactory) -> None:
     with trio.fail_after(30):
-        env = {**ENV, "ARGUS_RUNTIME_NODES": "0", "ARGUS_MCP_SESSION_TTL_S": "0.5"}
+        env = {**ENV, "ARGUS_RUNTIME_NODE": "0", "ARGUS_MCP_SESSION_TTL_S": "0.5"}
         async with daemon_factory(**env) as d, d.http(ADMIN) as http:
             r = await post(http, {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}})
             h = {"MCP-Session-Id": r.headers["mcp-session-id"]}

@@ -10,7 +10,7 @@ from argus.testing import run_daemon
 from tests.conftest import DaemonFactory
 from tests.nodes_helpers import ADMIN, free_port, invoke, node_host, nodes_url, wait_node
 
-ENV = {"ARGUS_TOKEN": ADMIN, "ARGUS_RUNTIME_NODES": "0"}
+ENV = {"ARGUS_TOKEN": ADMIN, "ARGUS_RUNTIME_NODE": "0"}
 
 
 async def test_run_foreground_background_logs_kill(
@@ -93,7 +93,7 @@ async def test_allow_list_refuses_other_commands(
                 ok = await invoke(http, "locked", "system.run", {"argv": ["echo", "yes"]})
                 assert ok["payload"]["stdout"] == "yes\n"
                 no = await invoke(http, "locked", "system.run", {"argv": ["sh", "-c", "id"]})
-                assert no["ok"] is False and no["error"]["code"] == "FORBIDDEN"
+                assert no["ok"] is False and no["error"]["code"] == "DENIED"
 
 
 async def test_reconnects_after_daemon_restart_and_keeps_jobs(tmp_path: Path) -> None:

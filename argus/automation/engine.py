@@ -1,0 +1,495 @@
+"""The automation engine: lanes, their workers, and every turn the daemon starts itself.
+
+One ``Automation`` per daemon. It is the sessions' ``SessionHooks`` (so it sees every
+notification, client ``turn/start`` and runtime exit), it owns one worker task per lane that
+has work, and it is the only place that starts gateway turns (follow-ups, heartbeats, cron).
+
+Invariants:
+
+* At most one daemon-started turn per lane at a time; a lane's queued inputs run in order,
+  one per turn (``ARGUS_FOLLOWUP_MODE=each``) or all in the next (``batch``).
+* An input, and the system events a turn carries, leave the store only in the transaction
+  that records the started turn (``records.commit_turn_start``). A failed start leaves them
+  queued with a growing ``not_before`` (backoff). A crash between a successful
+  ``turn/start`` and that commit runs the input again after the restart: at-least-once,
+  never lost.
+* ``thread/resume`` is sent only for a thread not loaded in the current runtime connection
+  (``loaded`` tracks thread ids per ``Session.runtime_generation``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from ..config import Settings
+from ..provision.base import ProvisionError
+from ..sessions.hooks import SessionHooks
+from ..sessions.internal_calls import RuntimeCallError
+from ..sessions.session import Session, SessionGone
+from ..store import records
+from ..store.db import Store
+from . import turn_input
+from .lanes import Lane, LaneTable
+
+if TYPE_CHECKING:
+    from ..sessions.manager import SessionManager
+
+log = logging.getLogger(__name__)
+
+START_TIMEOUT_S = 120.0
+ENQUEUE_WAIT_S = 30.0
+BATCH_MAX = 50
+RECENT_STARTS = 256
+START_ERRORS = (RuntimeCallError, SessionGone, ProvisionError, trio.TooSlowError, OSError)
+GATEWAY_KINDS = frozenset({"user", "followup", "heartbeat", "cron"})
+
+
+def now_ms() -> int:
+    """Wall-clock milliseconds (what the store and clients see)."""
+    return int(time.time() * 1000)
+
+
+def backoff_s(failures: int) -> float:
+    """5 s doubling per failure, capped at 10 min (the original's per-session rule)."""
+    return float(min(600, 5 * 2 ** min(max(failures, 1) - 1, 10)))
+
+
+@dataclass
+class StartWaiter:
+    """An ``argus/input/enqueue`` caller waiting to learn whether its input started."""
+
+    done: trio.Event = field(default_factory=trio.Event)
+    turn_id: str | None = None
+    started: bool = False
+    error: str | None = None
+
+
+@dataclass
+class Plan:
+    """What a lane's next turn would carry, read from the store in one go."""
+
+    is_main: bool
+    followups: list[records.FollowUp]
+    events: list[records.SystemEvent]
+
+
+class Automation(SessionHooks):
+    """Lanes, workers and gateway turns for every session of the daemon."""
+
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self.settings = settings
+        self.store = store
+        self.manager: SessionManager | None = None
+        self.lanes = LaneTable()
+        self.loaded: dict[str, tuple[int, set[str]]] = {}
+        self.main_locks: dict[str, trio.Lock] = {}
+        self.start_waiters: dict[int, StartWaiter] = {}
+        # follow-up id -> turn id of recent starts, for an enqueue that registers its
+        # waiter after a running worker already took the item (bounded, oldest dropped).
+        self.recent_starts: dict[int, str | None] = {}
+        self.session_backoff: dict[str, tuple[int, float]] = {}
+        self.last_heartbeat: dict[str, float] = {}
+        self.bootstrapped: set[str] = set()  # sessions whose workspace got the templates
+        self.cron_turns: dict[str, str] = {}  # turn id -> cron run id (bounded, see below)
+        self.heartbeat_wake = trio.Event()
+        self.forced_heartbeats: set[str] = set()
+        self.cron_wake = trio.Event()
+        self.wall_ms = now_ms  # tests tie it to the trio clock
+        # File reads (project context, HEARTBEAT.md) run here; tests on the autojump clock
+        # run them inline, as a wait on a thread would let the mock clock jump.
+        self.offload: Any = trio.to_thread.run_sync
+        self.active_hours: Any = None
+        if settings.heartbeat_active_hours:
+            from . import heartbeat
+
+            self.active_hours = heartbeat.parse_active_hours(settings.heartbeat_active_hours)
+        self._nursery: trio.Nursery | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Own the lane workers and the schedulers until cancelled."""
+        from . import scheduler  # the loops live beside, they call back into this object
+
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            await self._recover()
+            nursery.start_soon(scheduler.serve_watchdog, self)
+            nursery.start_soon(scheduler.serve_heartbeat, self)
+            nursery.start_soon(scheduler.serve_cron, self)
+            task_status.started()
+            await trio.sleep_forever()
+
+    async def _recover(self) -> None:
+        """After a restart: no turn runs in a fresh runtime; queued work resumes."""
+        for session_id, _thread, _turn, _kind in await self.store.run(records.active_lanes):
+            session = self.session(session_id)
+            if session is None or session.state != "running":
+                await self.store.run(records.clear_session_lanes, session_id)
+        for session_id, thread_id in await self.store.run(records.lanes_with_work):
+            if self.session(session_id) is not None:
+                self.wake_lane(self.lanes.get(session_id, thread_id))
+
+    def session_busy(self, session_id: str) -> bool:
+        """Whether any lane of the session runs a turn (the idle reaper asks)."""
+        return any(lane.busy for lane in self.lanes.of_session(session_id))
+
+    def session(self, session_id: str) -> Session | None:
+        """The live session object, if the manager has it."""
+        return self.manager.get(session_id) if self.manager is not None else None
+
+    def spawn(self, fn: Any, *args: Any) -> None:
+        """Run a background job under the engine (store writes from synchronous hooks)."""
+        if self._nursery is None:
+            return
+        try:
+            self._nursery.start_soon(fn, *args)
+        except RuntimeError:
+            log.debug("engine is shutting down; background job dropped: %s", fn)
+
+    # -- SessionHooks: what the sessions tell us -----------------------------------------
+
+    def on_notification(self, session: Session, method: str, params: dict[str, Any]) -> None:
+        """Lane bookkeeping for every runtime notification (hot path: keep it cheap)."""
+        completed = self.lanes.on_notification(session.id, method, params)
+        if method == "turn/started":
+            self._mark_loaded(session, params.get("threadId"))
+        elif method == "thread/started":
+            thread = params.get("thread")
+            self._mark_loaded(session, thread.get("id") if isinstance(thread, dict) else None)
+        if completed is not None:
+            self._turn_completed(session, completed, params)
+
+    def on_client_turn_start(self, session: Session, thread_id: str) -> None:
+        """A client's own ``turn/start`` makes the lane busy too (the original did not)."""
+        lane = self.lanes.get(session.id, thread_id)
+        if not lane.busy:
+            lane.start("client")
+
+    def on_runtime_started(self, session: Session) -> None:
+        """A new runtime connection has no thread loaded."""
+        self.loaded[session.id] = (session.runtime_generation, set())
+
+    def on_runtime_exit(self, session: Session) -> None:
+        """Every lane of the session is free again; queued work waits for the next start."""
+        self.loaded.pop(session.id, None)
+        for lane in self.lanes.of_session(session.id):
+            if lane.busy:
+                lane.release()
+        self.spawn(self.store.run, records.clear_session_lanes, session.id)
+
+    def on_session_deleted(self, session_id: str) -> None:
+        """Forget everything in memory about the session (the store cascades its rows)."""
+        self.loaded.pop(session_id, None)
+        self.main_locks.pop(session_id, None)
+        self.session_backoff.pop(session_id, None)
+        self.last_heartbeat.pop(session_id, None)
+        self.bootstrapped.discard(session_id)
+        for lane in self.lanes.of_session(session_id):
+            lane.release()
+            self.lanes.lanes.pop((session_id, lane.thread_id), None)
+
+    async def call_gateway_method(
+        self, session: Session, method: str, params: dict[str, Any]
+    ) -> Any:
+        """``argus/*`` methods: see ``api``."""
+        from . import api
+
+        return await api.call(self, session, method, params)
+
+    # -- loaded threads ------------------------------------------------------------------
+
+    def _mark_loaded(self, session: Session, thread_id: Any) -> None:
+        if type(thread_id) is not str:
+            return
+        generation, threads = self.loaded.get(session.id, (-1, set()))
+        if generation != session.runtime_generation:
+            threads = set()
+            self.loaded[session.id] = (session.runtime_generation, threads)
+        if len(threads) < 10_000:  # bound: past it, threads are simply resumed again
+            threads.add(thread_id)
+
+    def is_loaded(self, session: Session, thread_id: str) -> bool:
+        """Whether the current runtime connection has ``thread_id`` loaded."""
+        generation, threads = self.loaded.get(session.id, (-1, set()))
+        return generation == session.runtime_generation and thread_id in threads
+
+    def thread_policy(self) -> dict[str, Any]:
+        """Approval and sandbox of the daemon's threads (safe defaults, configurable)."""
+        return {
+            "approvalPolicy": self.settings.automation_approval_policy,
+            "sandbox": self.settings.automation_sandbox,
+        }
+
+    async def ensure_loaded(self, session: Session, thread_id: str) -> None:
+        """``thread/resume`` unless the thread is loaded in this runtime connection."""
+        if session.state == "running" and self.is_loaded(session, thread_id):
+            return
+        params = {"threadId": thread_id, **self.thread_policy()}
+        cwd = session.workspace_cwd()
+        if cwd:
+            params["cwd"] = cwd
+        await session.call("thread/resume", params, timeout=START_TIMEOUT_S)
+        self._mark_loaded(session, thread_id)
+
+    async def start_thread(self, session: Session) -> str:
+        """``thread/start`` with the daemon's policy; the new thread's id."""
+        params: dict[str, Any] = dict(self.thread_policy())
+        cwd = session.workspace_cwd()
+        if cwd:
+            params["cwd"] = cwd
+        result = await session.call("thread/start", params, timeout=START_TIMEOUT_S)
+        thread = result.get("thread") if isinstance(result, dict) else None
+        thread_id = thread.get("id") if isinstance(thread, dict) else None
+        if not isinstance(thread_id, str) or not thread_id.strip():
+            raise RuntimeCallError(
+                {"code": -32000, "message": "Invalid thread/start response (missing thread.id)"}
+            )
+        self._mark_loaded(session, thread_id)
+        return thread_id
+
+    async def ensure_main_thread(self, session: Session) -> str:
+        """The session's main thread, created once: serialised per session."""
+        lock = self.main_locks.setdefault(session.id, trio.Lock())
+        async with lock:
+            existing = await self.store.run(records.get_main_thread, session.id)
+            if existing:
+                try:
+                    await self.ensure_loaded(session, existing)
+                    return existing
+                except RuntimeCallError as exc:
+                    log.warning(
+                        "cannot resume main thread, starting a new one session=%s thread=%s: %s",
+                        session.id,
+                        existing,
+                        exc,
+                    )
+            thread_id = await self.start_thread(session)
+            await self.store.run(records.set_main_thread, session.id, thread_id)
+            log.info("main thread created session=%s thread=%s", session.id, thread_id)
+            return thread_id
+
+    # -- lane workers --------------------------------------------------------------------
+
+    def wake_lane(self, lane: Lane) -> None:
+        """Make sure the lane's worker looks at its queue (starting one if needed)."""
+        if lane.worker:
+            lane.notify()
+            return
+        if self._nursery is None:
+            return
+        lane.worker = True
+        self._nursery.start_soon(self._serve_lane, lane)
+
+    async def _serve_lane(self, lane: Lane) -> None:
+        try:
+            while True:
+                if lane.busy:
+                    await lane.changed.wait()
+                    continue
+                session = self.session(lane.session_id)
+                if session is None:
+                    return
+                plan = await self.store.run(_plan, lane.session_id, lane.thread_id)
+                kind = self._next_kind(lane, plan)
+                if kind is None:
+                    return
+                if kind == "followup":
+                    wait_s = (plan.followups[0].not_before_ms - self.wall_ms()) / 1000
+                    if wait_s > 0:
+                        with trio.move_on_after(wait_s):
+                            await lane.changed.wait()
+                        continue
+                await self._start_turn(session, lane, plan, kind)
+        finally:
+            lane.worker = False
+
+    def _next_kind(self, lane: Lane, plan: Plan) -> str | None:
+        if plan.followups:
+            return "followup"
+        if not plan.is_main:
+            return None
+        if lane.heartbeat_requested:
+            return "heartbeat"
+        if any(wakes_heartbeat(e) for e in plan.events):
+            from . import scheduler
+
+            if scheduler.heartbeat_allowed_now(self, lane.session_id):
+                return "heartbeat"
+        return None
+
+    async def _start_turn(self, session: Session, lane: Lane, plan: Plan, kind: str) -> None:
+        followups = plan.followups[:1]
+        if kind == "followup" and self.settings.followup_mode == "batch":
+            followups = plan.followups[:BATCH_MAX]
+        waiter = self.start_waiters.get(followups[0].id) if followups else None
+        if kind == "followup" and waiter is not None:
+            kind = "user"
+        source = (
+            (followups[0].source_channel, followups[0].source_chat_key)
+            if followups
+            else (None, None)
+        )
+        text = (
+            turn_input.followup_text(
+                [f.text for f in followups],
+                batched=len(followups) > 1
+                or (self.settings.followup_mode == "batch" and waiter is None),
+            )
+            if followups
+            else ""
+        )
+        lane.start(kind, source)
+        if kind == "heartbeat":
+            lane.heartbeat_requested = False
+        try:
+            with trio.fail_after(START_TIMEOUT_S):
+                await self.ensure_loaded(session, lane.thread_id)
+                items = await turn_input.build(
+                    self, session, text, plan.events, heartbeat=kind == "heartbeat"
+                )
+                params = {
+                    "threadId": lane.thread_id,
+                    "input": items,
+                    "approvalPolicy": self.settings.automation_approval_policy,
+                }
+                result = await session.call("turn/start", params, timeout=START_TIMEOUT_S)
+        except START_ERRORS as exc:
+            message = str(exc) or type(exc).__name__
+            log.warning(
+                "%s turn failed to start session=%s thread=%s: %s",
+                kind,
+                session.id,
+                lane.thread_id,
+                message,
+            )
+            lane.release()
+            if followups:
+                attempts = followups[0].attempts + 1
+                retry_at = self.wall_ms() + int(backoff_s(attempts) * 1000)
+                ids = [f.id for f in followups]
+                await self.store.run(records.note_followup_failure, ids, message, retry_at)
+            else:
+                self.note_session_failure(session.id, f"{kind} turn", message)
+            if waiter is not None:
+                waiter.error = message
+                waiter.done.set()
+            return
+        turn = result.get("turn") if isinstance(result, dict) else None
+        turn_id = turn.get("id") if isinstance(turn, dict) else None
+        turn_id = turn_id if isinstance(turn_id, str) else None
+        still_running = lane.busy and turn_id not in lane.recent_completed
+        if still_running and turn_id is not None:
+            lane.active_turn_id = turn_id
+        await self.store.run(
+            records.commit_turn_start,
+            session.id,
+            lane.thread_id,
+            [f.id for f in followups],
+            [e.id for e in plan.events],
+            turn_id if still_running else None,
+            kind,
+            source,
+            self.wall_ms(),
+        )
+        if kind == "heartbeat":
+            self.last_heartbeat[session.id] = trio.current_time()
+        self.session_backoff.pop(session.id, None)
+        log.info(
+            "%s turn started session=%s thread=%s turn=%s events=%s",
+            kind,
+            session.id,
+            lane.thread_id,
+            turn_id,
+            len(plan.events),
+        )
+        for item in followups:
+            self.recent_starts[item.id] = turn_id
+        while len(self.recent_starts) > RECENT_STARTS:
+            del self.recent_starts[next(iter(self.recent_starts))]
+        if waiter is not None:
+            waiter.started, waiter.turn_id = True, turn_id
+            waiter.done.set()
+
+    def _turn_completed(self, session: Session, lane: Lane, params: dict[str, Any]) -> None:
+        kind, source, text = lane.kind, lane.source, lane.reply_text()
+        turn_id = lane.active_turn_id
+        turn = params.get("turn")
+        status = turn.get("status") if isinstance(turn, dict) else None
+        lane.release()
+        self.spawn(
+            self.store.run,
+            records.set_lane_turn,
+            session.id,
+            lane.thread_id,
+            None,
+            None,
+            (None, None),
+            self.wall_ms(),
+        )
+        if turn_id is not None and turn_id in self.cron_turns:
+            from . import scheduler
+
+            run_id = self.cron_turns.pop(turn_id)
+            self.spawn(scheduler.finish_cron_turn, self, run_id, status, text)
+        if kind in GATEWAY_KINDS and not (kind == "heartbeat" and turn_input.is_heartbeat_ok(text)):
+            result = {
+                "threadId": lane.thread_id,
+                "turnId": turn_id,
+                "kind": kind,
+                "status": status,
+                "text": text,
+            }
+            if source[0] and source[1]:
+                result["source"] = {"channel": source[0], "chatKey": source[1]}
+            session.note("argus/turn/result", result)
+        self.wake_lane(lane)
+
+    # -- failures ------------------------------------------------------------------------
+
+    def note_session_failure(self, session_id: str, what: str, error: str) -> None:
+        """Back a session's heartbeats and cron off (5 s doubling to 10 min)."""
+        failures = self.session_backoff.get(session_id, (0, 0.0))[0] + 1
+        delay = backoff_s(failures)
+        self.session_backoff[session_id] = (failures, trio.current_time() + delay)
+        log.warning(
+            "%s failed for session %s; backing off %ss: %s", what, session_id, int(delay), error
+        )
+
+    def backed_off(self, session_id: str) -> bool:
+        """Whether the session is inside a failure backoff."""
+        entry = self.session_backoff.get(session_id)
+        return entry is not None and trio.current_time() < entry[1]
+
+    def new_event(self, kind: str, text: str, meta: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A system event in the original's shape."""
+        event: dict[str, Any] = {
+            "eventId": uuid.uuid4().hex,
+            "kind": kind,
+            "text": text,
+            "createdAtMs": self.wall_ms(),
+        }
+        if meta:
+            event["meta"] = meta
+        return event
+
+
+def wakes_heartbeat(event: records.SystemEvent) -> bool:
+    """Node churn and cron writebacks wait for the next turn; ``meta.wakeHeartbeat`` overrides."""
+    meta = event.meta or {}
+    if isinstance(meta.get("wakeHeartbeat"), bool):
+        return meta["wakeHeartbeat"]
+    return event.kind not in ("node", "cron_writeback")
+
+
+def _plan(conn: Any, session_id: str, thread_id: str) -> Plan:
+    is_main = records.get_main_thread(conn, session_id) == thread_id
+    followups = records.peek_followups(conn, session_id, thread_id, BATCH_MAX)
+    events = records.peek_events(conn, session_id, thread_id, turn_input.MAX_EVENTS_PER_TURN)
+    return Plan(is_main, followups, events)
