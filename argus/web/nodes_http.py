@@ -30,13 +30,15 @@ def add_nodes_routes(app: QuartTrio, admin: Callable[..., Any], registry: NodeRe
         command = body.get("command")
         timeout = body.get("timeoutMs")
         if not isinstance(ident, str) or not ident.strip():
-            return error(400, "invalid_params", "Missing 'node'")
+            return error(400, "invalid_params", "Missing 'node' (or 'nodeId')")
         if not isinstance(command, str) or not command.strip():
             return error(400, "invalid_params", "Missing 'command'")
         if timeout is not None and (
             isinstance(timeout, bool) or not isinstance(timeout, int | float)
         ):
             return error(400, "invalid_params", "timeoutMs must be a number (milliseconds)")
-        node_id = registry.resolve(ident.strip()) or ident.strip()
+        node_id = registry.resolve(ident.strip())
+        if node_id is None:  # the original's 404 (also for "self": no implicit node here)
+            return error(404, "node_not_found", "Node not found (or ambiguous display name)")
         result = await registry.invoke(node_id, command.strip(), body.get("params"), timeout)
         return {"payloadJSON": None, **result}
