@@ -172,6 +172,13 @@ class Automation(SessionHooks):
         if not lane.busy:
             lane.start("client")
 
+    def on_client_turn_refused(self, session: Session, thread_id: str) -> None:
+        """A refused client start made the lane busy for nothing: free it (if still its)."""
+        lane = self.lanes.find(session.id, thread_id)
+        if lane is not None and lane.busy and lane.kind == "client" and lane.active_turn_id is None:
+            lane.release()
+            self.wake_lane(lane)
+
     def on_runtime_started(self, session: Session) -> None:
         """A new runtime connection has no thread loaded."""
         self.loaded[session.id] = (session.runtime_generation, set())

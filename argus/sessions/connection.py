@@ -55,6 +55,7 @@ class Inflight:
     original_id: Any
     method: str
     call: InternalCall | None = None
+    thread_id: str | None = None  # a client's turn/start: the lane it made busy
 
 
 @dataclass(slots=True)

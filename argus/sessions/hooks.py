@@ -36,6 +36,9 @@ class SessionHooks:
     def on_client_turn_start(self, session: Session, thread_id: str) -> None:
         """A client sent ``turn/start`` for ``thread_id`` directly (forwarded as is)."""
 
+    def on_client_turn_refused(self, session: Session, thread_id: str) -> None:
+        """The runtime answered that client ``turn/start`` with an error: no turn runs."""
+
     def on_runtime_started(self, session: Session) -> None:
         """A new runtime connection is up (``session.runtime_generation`` changed)."""
 

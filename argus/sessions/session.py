@@ -321,6 +321,8 @@ class Session(ApprovalRouting):
         if inflight.call is not None:
             inflight.call.resolve(obj.get("result"), obj.get("error"))
             return
+        if inflight.thread_id is not None and "error" in obj:
+            self.hooks.on_client_turn_refused(self, inflight.thread_id)
         sub = self.subscribers.get(inflight.subscriber_key)  # type: ignore[arg-type]
         if sub is not None:
             sub.push(m.restore_id(text, upstream_id, inflight.original_id), self.replay.last_seq)
@@ -485,13 +487,14 @@ class Session(ApprovalRouting):
             self._reply(sub, m.error_response(obj["id"], m.TOO_MANY_REQUESTS, message))
             return
         upstream_id = next_upstream_id()
-        conn.inflight[upstream_id] = Inflight(sub.key, obj["id"], method)
+        inflight = conn.inflight[upstream_id] = Inflight(sub.key, obj["id"], method)
         if method == "turn/start":
             params = obj.get("params")
             thread_id = params.get("threadId") if isinstance(params, dict) else None
             if isinstance(thread_id, str) and thread_id.strip():
                 conn.turn_owners[thread_id] = sub.key
                 self.request_handler = sub.key
+                inflight.thread_id = thread_id
                 self.hooks.on_client_turn_start(self, thread_id)
         obj["id"] = upstream_id
         await self._send_line(conn, m.dumps(obj))

@@ -10,7 +10,7 @@ from typing import Any
 
 import trio
 
-from tests.harness import Client, connect, daemon_env, run_daemon
+from tests.harness import Client, connect, daemon_env, run_daemon, text_input
 
 
 def results(client: Client) -> list[dict[str, Any]]:
@@ -168,3 +168,22 @@ async def test_automation_http_validates_before_side_effects(daemon_factory: Any
             assert (await http.delete(f"/automation/cron/jobs/{job_id}")).status_code == 200
             assert (await http.delete(f"/automation/cron/jobs/{job_id}")).status_code == 404
             assert (await http.post("/automation/heartbeat/now", json={})).json() == {"ok": True}
+
+
+async def test_a_refused_client_turn_does_not_hold_the_lane(daemon: Any) -> None:
+    async with connect(daemon) as client:
+        await client.handshake()
+        thread_id = await client.start_thread()
+        refused = await client.request(
+            "turn/start", {"threadId": "no-such-thread", "input": text_input("hi")}
+        )
+        assert "error" in refused
+        # The lane of a real thread is unaffected, and the refused one is free again:
+        # an input for it is tried at once (and fails on the unknown thread), not parked
+        # behind a turn that never started.
+        ghost = await client.request(
+            "argus/input/enqueue", {"text": "hello", "threadId": "no-such-thread"}
+        )
+        assert ghost["result"]["queued"] is True and "startError" in ghost["result"]
+        real = await client.request("argus/input/enqueue", {"text": "hi", "threadId": thread_id})
+        assert real["result"]["started"] is True
