@@ -164,9 +164,11 @@ def add_mcp_routes(
 
     @app.post("/mcp")
     async def mcp_post() -> Any:
+        # Read the body before any early answer (403/401/406/400): a body left unread stalls
+        # the next request on the same kept-alive connection.
+        await request.get_data()
         principal, problem = caller()
         if problem is not None:
-            await request.get_data()  # never leave an unread body on a keep-alive connection
             return problem
         assert principal is not None
         accept = request.headers.get("accept")
