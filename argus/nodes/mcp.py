@@ -164,6 +164,9 @@ def add_mcp_routes(
 
     @app.post("/mcp")
     async def mcp_post() -> Any:
+        # Read the body before any early answer (403/401/406/400): a body left unread stalls
+        # the next request on the same kept-alive connection.
+        await request.get_data()
         principal, problem = caller()
         if problem is not None:
             return problem

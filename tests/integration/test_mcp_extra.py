@@ -158,3 +158,20 @@ async def test_mcp_sessions_expire(daemon_factory: DaemonFactory) -> None:
             assert (
                 await post(http, {"jsonrpc": "2.0", "id": 3, "method": "ping"}, h)
             ).status_code == 404
+
+
+async def test_refused_requests_do_not_stall_the_connection(daemon_factory: DaemonFactory) -> None:
+    """Every early answer (406, 403, 401) reads the body first, so the next request on the
+    same kept-alive connection is answered (an unread body used to stall it)."""
+    with trio.fail_after(30):
+        async with daemon_factory(**ENV, ARGUS_RUNTIME_NODE="0") as d, d.http(ADMIN) as http:
+            big = {"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {"pad": "x" * 300_000}}
+            for headers in (
+                {"Accept": "text/html"},
+                {"Origin": "https://evil.example"},
+                {"Authorization": "Bearer wrong"},
+            ):
+                r = await http.post("/mcp", json=big, headers=headers)
+                assert r.status_code in (401, 403, 406)
+                r = await http.post("/mcp", json={"jsonrpc": "2.0", "id": 2, "method": "ping"})
+                assert r.status_code == 400  # answered: no session header

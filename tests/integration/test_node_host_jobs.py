@@ -132,3 +132,32 @@ async def test_state_survives_agent_restart_running_jobs_orphaned(
                 got = await invoke(http, "n1", "process.get", {"jobId": job})
                 assert got["payload"]["job"]["orphaned"] is True
                 assert got["payload"]["job"]["running"] is False
+
+
+async def test_yield_fits_the_invoke_timeout_and_output_keeps_the_tail(
+    daemon_factory: DaemonFactory, tmp_path: Path
+) -> None:
+    """A long ``yieldMs`` under a short invoke timeout still answers (running, with a job
+    id) instead of timing out and losing the job; big output keeps its end."""
+    with trio.fail_after(60):
+        async with daemon_factory(**ENV) as d, d.http(ADMIN) as http:
+            async with node_host(nodes_url(d), "capped", tmp_path / "state"):
+                await wait_node(http, "capped")
+                res = await invoke(
+                    http,
+                    "capped",
+                    "system.run",
+                    {"argv": ["sleep", "5"], "yieldMs": 60_000},
+                    timeoutMs=2500,
+                )
+                assert res["ok"] is True, res
+                assert res["payload"]["running"] is True
+                await invoke(http, "capped", "process.kill", {"jobId": res["payload"]["jobId"]})
+
+                script = "head -c 3000000 /dev/zero | tr '\\0' a; echo END"
+                res = await invoke(http, "capped", "system.run", {"argv": ["sh", "-c", script]})
+                p = res["payload"]
+                assert p["running"] is False and p["exitCode"] == 0
+                assert p["stdout"].endswith("aaaaEND\n")
+                assert len(p["stdout"]) < 3_000_000 and p["stdoutTruncated"] is True
+                assert p["stdoutBytes"] == 3_000_004
