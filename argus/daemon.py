@@ -107,6 +107,7 @@ def build_asgi(
         settings.node_token_value,
         secret,
         parse_allow_list(settings.node_allow),
+        session_exists=lambda session_id: manager.get(session_id) is not None,
     )
     tools = NodeTools(registry, scopes, make_cron_provider(automation) if automation else None)
     http_app = build_http_app(settings, manager, automation)

@@ -164,10 +164,7 @@ def add_mcp_routes(
 
     @app.post("/mcp")
     async def mcp_post() -> Any:
-        # Read the body before any early answer (403/401/406/400): a body left unread stalls
-        # the next request on the same kept-alive connection.
-        await request.get_data()
-        principal, problem = caller()
+        principal, problem = caller()  # the body was read first (http.read_body_first)
         if problem is not None:
             return problem
         assert principal is not None

@@ -19,6 +19,7 @@ With ``ARGUS_TOKEN`` unset (loopback only), a caller without a token is the admi
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..tokens import session_of_token
@@ -68,15 +69,24 @@ class Scopes:
         node_token: str | None,
         secret: str,
         allow: list[tuple[str | None, str]],
+        session_exists: Callable[[str], bool] = lambda session_id: True,
     ) -> None:
         self.admin_token = admin_token
         self.node_token = node_token or admin_token
         self.secret = secret
         self.allow = allow
+        # A deleted session's token must stop working even though its MAC still verifies.
+        self.session_exists = session_exists
+
+    def _session(self, token: str | None) -> str | None:
+        session_id = session_of_token(self.secret, token)
+        if session_id is None or not self.session_exists(session_id):
+            return None
+        return session_id
 
     def principal(self, token: str | None) -> Principal | None:
-        """The caller a token proves (admin or a session), or None (unauthorised)."""
-        session_id = session_of_token(self.secret, token)
+        """The caller a token proves (admin or a live session), or None (unauthorised)."""
+        session_id = self._session(token)
         if session_id is not None:
             return Principal(session_id)
         if auth.token_matches(self.admin_token, token):
@@ -85,7 +95,7 @@ class Scopes:
 
     def node_principal(self, token: str | None) -> Principal | None:
         """Who may connect a node: the node token (any id) or a session token (its own)."""
-        session_id = session_of_token(self.secret, token)
+        session_id = self._session(token)
         if session_id is not None:
             return Principal(session_id)
         if auth.token_matches(self.node_token, token):

@@ -195,7 +195,23 @@ async def test_transport_rules(tmp_path: Path) -> None:
                 assert (await http.get("/mcp", headers=h)).status_code == 405
                 assert (await http.delete("/mcp", headers=h)).status_code == 200
                 assert (await http.post("/mcp", json=ping, headers=h)).status_code == 404
-                async with daemon.http(derive_session_token(ADMIN, "someone")) as other:
-                    r = await other.post("/mcp", json=INIT)
-                    theirs = {"MCP-Session-Id": r.headers["MCP-Session-Id"]}
-                assert (await http.post("/mcp", json=ping, headers=theirs)).status_code == 404
+                async with connect(daemon, headers=HEADERS) as someone:
+                    async with daemon.http(derive_session_token(ADMIN, someone.id)) as other:
+                        r = await other.post("/mcp", json=INIT)
+                        theirs = {"MCP-Session-Id": r.headers["MCP-Session-Id"]}
+                    assert (await http.post("/mcp", json=ping, headers=theirs)).status_code == 404
+                async with daemon.http(derive_session_token(ADMIN, "never-existed")) as ghost:
+                    assert (await ghost.post("/mcp", json=INIT)).status_code == 401
+
+
+async def test_a_deleted_sessions_token_stops_working(tmp_path: Path) -> None:
+    with trio.fail_after(60):
+        async with run_daemon(tmp_path / "home", env={"ARGUS_TOKEN": ADMIN}) as daemon:
+            async with connect(daemon, headers=HEADERS) as client:
+                await client.handshake()
+            token = derive_session_token(ADMIN, client.id)
+            async with daemon.http(token) as http:
+                assert (await http.post("/mcp", json=INIT)).status_code == 200
+                async with daemon.http(ADMIN) as admin:
+                    assert (await admin.delete(f"/sessions/{client.id}")).status_code == 200
+                assert (await http.post("/mcp", json=INIT)).status_code == 401
