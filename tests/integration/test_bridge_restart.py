@@ -7,6 +7,7 @@ duplicate, with the same sequence numbers as before.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 from pathlib import Path
@@ -83,3 +84,35 @@ async def test_runtime_exit_under_the_bridge_reaches_clients(tmp_path: Path) -> 
                 )
                 assert exited["params"]["code"] == 7
                 assert "crashing on request" in exited["params"]["stderrTail"]
+
+
+async def test_runtime_exit_while_no_gateway_is_reported_by_the_next(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    with trio.fail_after(60):
+        async with run_daemon(home) as first:  # nested: leaving it cleans up the bridges
+            async with connect(first) as client:
+                await client.handshake()
+                session_id = client.id
+            async with first.http() as http:
+                runtime_pid = (await http.get("/sessions")).json()["sessions"][0]["pid"]
+            assert await first.stop() == 0
+            bridge_file = home / "sessions" / session_id / "bridge.json"
+            bridge_pid = json.loads(bridge_file.read_text())["pid"]
+            os.killpg(runtime_pid, signal.SIGKILL)  # the runtime dies while no gateway is up
+            await trio.sleep(0.5)
+            async with run_daemon(home) as second:
+                async with connect(second, session=session_id) as back:
+                    exited = await back.recv_until(
+                        lambda m: m.get("method") == "argus/runtime/exited", timeout=20
+                    )
+                assert exited["params"]["signal"] == 9
+                # Acknowledged, the bridge goes; the next attach starts a fresh runtime.
+                with trio.fail_after(10):
+                    while True:
+                        try:
+                            os.kill(bridge_pid, 0)
+                        except ProcessLookupError:
+                            break
+                        await trio.sleep(0.1)
+                async with connect(second, session=session_id) as again:
+                    assert (await again.handshake())["platformFamily"] == "unix"
