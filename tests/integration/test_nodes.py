@@ -9,7 +9,6 @@ runtime node of its own.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -20,16 +19,12 @@ from typing import Any
 import httpx
 import trio
 
-from tests.harness import Daemon, connect, run_daemon
+from tests import nodes_helpers as helpers
+from tests.harness import connect, run_daemon
+from tests.nodes_helpers import free_port, invoke
 
 ADMIN = "admin-secret"
 HEADERS = [("Authorization", f"Bearer {ADMIN}")]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @asynccontextmanager
@@ -54,20 +49,9 @@ async def node_host(
 
 
 async def wait_node(http: httpx.AsyncClient, node_id: str, timeout: float = 20) -> dict[str, Any]:
+    """``nodes_helpers.wait_node`` with a deadline of its own."""
     with trio.fail_after(timeout):
-        while True:
-            nodes = (await http.get("/nodes")).json()["nodes"]
-            found = [n for n in nodes if n["nodeId"] == node_id]
-            if found:
-                return found[0]
-            await trio.sleep(0.1)
-
-
-async def invoke(
-    http: httpx.AsyncClient, node: str, command: str, params: Any = None, **kw: Any
-) -> dict:
-    body = {"node": node, "command": command, "params": params, **kw}
-    return (await http.post("/nodes/invoke", json=body, timeout=30)).json()
+        return await helpers.wait_node(http, node_id)
 
 
 async def test_node_host_runs_jobs_in_foreground_and_background(tmp_path: Path) -> None:
@@ -192,10 +176,6 @@ async def test_every_session_has_its_runtime_node(tmp_path: Path) -> None:
                 assert run["payload"]["stdout"].strip() == str(workspace)
                 env = await invoke(http, f"runtime:{client.id}", "system.run", {"argv": ["env"]})
                 assert ADMIN not in env["payload"]["stdout"]  # no gateway secret in a job's env
-
-
-def _unused(daemon: Daemon) -> None:  # pragma: no cover - keeps the import for type hints
-    del daemon
 
 
 async def test_a_finished_background_job_reaches_the_agent(tmp_path: Path) -> None:
