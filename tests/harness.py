@@ -7,6 +7,7 @@ Integration tests run ``python -m argus serve --port 0`` exactly as a user would
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -17,7 +18,16 @@ from trio_websocket import WebSocketConnection, open_websocket_url
 
 from argus.testing import Daemon, daemon_env, run_daemon
 
-__all__ = ["Client", "Daemon", "connect", "daemon_env", "run_daemon", "text_input", "ws_url"]
+__all__ = [
+    "Client",
+    "Daemon",
+    "connect",
+    "daemon_env",
+    "run_daemon",
+    "text_input",
+    "wait_process_gone",
+    "ws_url",
+]
 
 DEFAULT_TIMEOUT = 10.0
 
@@ -111,6 +121,17 @@ async def connect(
             first = json.loads(await ws.get_message())
         assert first["method"] == "argus/session", first
         yield Client(ws, first["params"])
+
+
+async def wait_process_gone(pid: int, timeout: float = 10) -> None:
+    """Poll until process ``pid`` no longer exists (fails the test after ``timeout``)."""
+    with trio.fail_after(timeout):
+        while True:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            await trio.sleep(0.05)
 
 
 def text_input(text: str) -> list[dict[str, Any]]:

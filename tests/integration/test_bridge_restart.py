@@ -14,7 +14,7 @@ from pathlib import Path
 
 import trio
 
-from tests.harness import connect, run_daemon
+from tests.harness import connect, run_daemon, wait_process_gone
 
 
 def deltas(messages: list[dict]) -> list[str]:
@@ -63,13 +63,7 @@ async def test_delete_stops_the_bridge_and_its_runtime(tmp_path: Path) -> None:
             async with daemon.http() as http:
                 pid = (await http.get("/sessions")).json()["sessions"][0]["pid"]
                 assert (await http.delete(f"/sessions/{client.id}")).status_code == 200
-            with trio.fail_after(10):
-                while True:
-                    try:
-                        os.kill(pid, 0)
-                    except ProcessLookupError:
-                        break
-                    await trio.sleep(0.1)
+            await wait_process_gone(pid)
 
 
 async def test_runtime_exit_under_the_bridge_reaches_clients(tmp_path: Path) -> None:
@@ -107,12 +101,6 @@ async def test_runtime_exit_while_no_gateway_is_reported_by_the_next(tmp_path: P
                     )
                 assert exited["params"]["signal"] == 9
                 # Acknowledged, the bridge goes; the next attach starts a fresh runtime.
-                with trio.fail_after(10):
-                    while True:
-                        try:
-                            os.kill(bridge_pid, 0)
-                        except ProcessLookupError:
-                            break
-                        await trio.sleep(0.1)
+                await wait_process_gone(bridge_pid)
                 async with connect(second, session=session_id) as again:
                     assert (await again.handshake())["platformFamily"] == "unix"

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 import trio
 from trio_websocket import ConnectionClosed, ConnectionRejected, open_websocket_url
 
-from tests.harness import connect, ws_url
+from tests.harness import connect, wait_process_gone, ws_url
 
 TOKEN = "s3cret-token-value"
 
@@ -49,13 +48,7 @@ async def test_delete_session_stops_runtime_and_closes_clients(daemon) -> None:
             with pytest.raises(ConnectionClosed) as closed:
                 await client.recv()
             assert closed.value.reason.code == 1001
-            with trio.fail_after(10):
-                while True:
-                    try:
-                        os.kill(pid, 0)
-                    except ProcessLookupError:
-                        break
-                    await trio.sleep(0.05)
+            await wait_process_gone(pid)
             assert (await http.get("/sessions")).json() == {"sessions": []}
             missing = await http.delete(f"/sessions/{client.id}")
             assert missing.status_code == 404
