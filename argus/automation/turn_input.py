@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     from .engine import Automation
 
 MAX_EVENTS_PER_TURN = 20
-HEARTBEAT_OK = "HEARTBEAT_OK"
 
 USER_INSTRUCTIONS = """Instructions:
 - If there is user input, answer it first.

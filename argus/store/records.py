@@ -42,18 +42,6 @@ class SystemEvent:
     meta: dict[str, Any] | None
     created_at_ms: int
 
-    def public(self) -> dict[str, Any]:
-        """The original's event shape (``meta`` omitted when empty)."""
-        out: dict[str, Any] = {
-            "eventId": self.event_id,
-            "kind": self.kind,
-            "text": self.text,
-            "createdAtMs": self.created_at_ms,
-        }
-        if self.meta:
-            out["meta"] = self.meta
-        return out
-
 
 # -- sessions ------------------------------------------------------------------------------
 
