@@ -50,8 +50,11 @@ class Channel:
     def on_notification(self, session: Session, method: str, params: dict[str, Any]) -> None:
         """A runtime notification of any session went by."""
 
-    def on_turn_result(self, result: TurnResult) -> None:
-        """A turn ended (every kind, including turns started by other clients)."""
+    def on_turn_result(self, session: Session, result: dict[str, Any]) -> None:
+        """A turn ended (every kind, including turns started by other clients).
+
+        ``result``: threadId, turnId, kind, status, text and source (channel, chatKey).
+        """
 
     def on_server_request(
         self, session: Session, request_id: Any, method: str, params: dict
@@ -87,9 +90,9 @@ class ChannelHub:
         if self.channels:
             self._each("on_notification", session, method, params)
 
-    def on_turn_result(self, result: TurnResult) -> None:
+    def on_turn_result(self, session: Session, result: dict[str, Any]) -> None:
         """Fan a turn result out."""
-        self._each("on_turn_result", result)
+        self._each("on_turn_result", session, result)
 
     def on_server_request(
         self, session: Session, request_id: Any, method: str, params: dict

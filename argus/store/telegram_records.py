@@ -42,6 +42,7 @@ class InboxItem:
     chat_key: str
     payload: dict[str, Any]
     attempts: int
+    not_before_ms: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,11 +131,21 @@ def ledger_count(conn: sqlite3.Connection, bot_id: int) -> int:
 def due_inbox(conn: sqlite3.Connection, now_ms: int, limit: int = 50) -> list[InboxItem]:
     """Inbox rows whose retry time has come, oldest first."""
     rows = conn.execute(
-        "SELECT id, update_id, chat_key, payload, attempts FROM tg_inbox"
+        "SELECT id, update_id, chat_key, payload, attempts, not_before_ms FROM tg_inbox"
         " WHERE not_before_ms <= ? ORDER BY id LIMIT ?",
         (now_ms, limit),
     ).fetchall()
-    return [InboxItem(r[0], r[1], r[2], json.loads(r[3]), r[4]) for r in rows]
+    return [InboxItem(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5]) for r in rows]
+
+
+def first_of_chat(conn: sqlite3.Connection, chat_key: str) -> InboxItem | None:
+    """The oldest inbox row of one chat (rows of a chat are handled in order)."""
+    r = conn.execute(
+        "SELECT id, update_id, chat_key, payload, attempts, not_before_ms FROM tg_inbox"
+        " WHERE chat_key = ? ORDER BY id LIMIT 1",
+        (chat_key,),
+    ).fetchone()
+    return InboxItem(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5]) if r else None
 
 
 def inbox_retry_at(conn: sqlite3.Connection) -> int | None:

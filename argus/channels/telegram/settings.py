@@ -43,7 +43,7 @@ class TelegramSettings:
 
     @property
     def owner_id(self) -> int | None:
-        """The first user id of ARGUS_TELEGRAM_ALLOW: the owner's private chat is the main thread."""
+        """The first user id of ARGUS_TELEGRAM_ALLOW (its private chat is the main thread)."""
         return self.allow_users[0] if self.allow_users else None
 
     def stream_for(self, private: bool) -> bool:
