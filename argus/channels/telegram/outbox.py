@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import trio
@@ -75,6 +76,9 @@ class Outbox:
         self._in_flight: set[str] = set()
         self.sent_hook: Callable[[tgr.OutboxItem, int | None], None] | None = None
 
+    async def _mark(self, item_id: int, state: str, wall_ms: int, **kw: Any) -> None:
+        await self.store.run(partial(tgr.mark_outbox, **kw), item_id, state, wall_ms)
+
     def wake(self) -> None:
         """New rows were committed: look at the outbox now."""
         self._wake.set()
@@ -106,7 +110,7 @@ class Outbox:
             try:
                 chat_id = parse_chat_key(row.chat_key)[0]
             except ValueError:
-                await self.store.run(tgr.mark_outbox, row.id, "failed", wall, error="bad chat")
+                await self._mark(row.id, "failed", wall, error="bad chat")
                 continue
             at = max(self.limiter.ready_at(chat_id), now + (row.not_before_ms - wall) / 1000)
             if at > now:
@@ -122,18 +126,14 @@ class Outbox:
             await self._send(row)
         except Exception:
             log.exception("telegram: sending outbox row %s failed", row.id)
-            await self.store.run(
-                tgr.mark_outbox, row.id, "pending", now_ms(), not_before_ms=now_ms() + 5000
-            )
+            await self._mark(row.id, "pending", now_ms(), not_before_ms=now_ms() + 5000)
         finally:
             self._in_flight.discard(row.chat_key)
             self.wake()
 
     async def _send(self, row: tgr.OutboxItem) -> None:
         if row.attempts >= MAX_ATTEMPTS:
-            await self.store.run(
-                tgr.mark_outbox, row.id, "failed", now_ms(), error="too many attempts"
-            )
+            await self._mark(row.id, "failed", now_ms(), error="too many attempts")
             log.warning(
                 "telegram: giving up on outbox row %s after %s attempts", row.id, row.attempts
             )
@@ -144,9 +144,7 @@ class Outbox:
             return
         if row.state == "unknown":
             if self.settings.unknown_outcome == "drop":
-                await self.store.run(
-                    tgr.mark_outbox, row.id, "dropped", now_ms(), error="unknown outcome"
-                )
+                await self._mark(row.id, "dropped", now_ms(), error="unknown outcome")
                 log.warning("telegram: outbox row %s had an unknown outcome; not resent", row.id)
                 return
             if body.get("html"):
@@ -160,7 +158,7 @@ class Outbox:
                 ]
             }
         plain_only = not body.get("html")
-        await self.store.run(tgr.mark_outbox, row.id, "sending", now_ms())
+        await self._mark(row.id, "sending", now_ms())
         while True:
             if plain_only:
                 params["text"] = body.get("plain") or body.get("html") or "(empty)"
@@ -181,10 +179,10 @@ class Outbox:
                 return
             except UnknownOutcome as exc:
                 log.warning("telegram: outcome of outbox row %s unknown: %s", row.id, exc)
-                await self.store.run(tgr.mark_outbox, row.id, "unknown", now_ms(), error=str(exc))
+                await self._mark(row.id, "unknown", now_ms(), error=str(exc))
                 return
             message_id = result.get("message_id") if isinstance(result, dict) else None
-            await self.store.run(tgr.mark_outbox, row.id, "sent", now_ms(), message_id=message_id)
+            await self._mark(row.id, "sent", now_ms(), message_id=message_id)
             if self.sent_hook is not None:
                 self.sent_hook(row, message_id)
             return
@@ -193,8 +191,7 @@ class Outbox:
         if exc.error_code == 429:
             hold = exc.retry_after or 5.0
             self.limiter.hold(parse_chat_key(row.chat_key)[0], hold)
-            await self.store.run(
-                tgr.mark_outbox,
+            await self._mark(
                 row.id,
                 "pending",
                 now_ms(),
@@ -205,25 +202,22 @@ class Outbox:
             return
         if exc.migrate_to_chat_id is not None:
             await self.migrate(parse_chat_key(row.chat_key)[0], exc.migrate_to_chat_id)
-            await self.store.run(tgr.mark_outbox, row.id, "pending", now_ms())
+            await self._mark(row.id, "pending", now_ms())
             return
         if exc.error_code >= 500:
             # The server answered, but a 5xx does not say whether the message went out.
-            await self.store.run(
-                tgr.mark_outbox, row.id, "unknown", now_ms(), error=exc.description
-            )
+            await self._mark(row.id, "unknown", now_ms(), error=exc.description)
             return
         if exc.error_code == 400 and exc.says("message thread not found") and ":" in row.chat_key:
             log.warning("telegram: topic of %s is gone; sending to the chat itself", row.chat_key)
             await self.store.run(_retarget, row.id, row.chat_key.partition(":")[0])
             return
         log.warning("telegram: message to %s refused: %s", row.chat_key, exc)
-        await self.store.run(tgr.mark_outbox, row.id, "failed", now_ms(), error=exc.description)
+        await self._mark(row.id, "failed", now_ms(), error=exc.description)
 
     async def _retry_later(self, row: tgr.OutboxItem, error: str) -> None:
         delay = min(60_000, 1000 * 2 ** min(row.attempts, 6))
-        await self.store.run(
-            tgr.mark_outbox,
+        await self._mark(
             row.id,
             "pending",
             now_ms(),
@@ -238,9 +232,7 @@ class Outbox:
             if state in ("pending", "unknown", "sending"):
                 await self._retry_later(row, "approval message not sent yet")
             else:
-                await self.store.run(
-                    tgr.mark_outbox, row.id, "failed", now_ms(), error="no message"
-                )
+                await self._mark(row.id, "failed", now_ms(), error="no message")
             return
         params = {
             **target(row.chat_key),
@@ -249,19 +241,19 @@ class Outbox:
             "reply_markup": {"inline_keyboard": []},
         }
         params.pop("message_thread_id", None)
-        await self.store.run(tgr.mark_outbox, row.id, "sending", now_ms())
+        await self._mark(row.id, "sending", now_ms())
         try:
             await self.api.call("editMessageText", params)
         except TelegramError as exc:
             if exc.says("message is not modified"):
-                await self.store.run(tgr.mark_outbox, row.id, "sent", now_ms())
+                await self._mark(row.id, "sent", now_ms())
                 return
             await self._refused(row, exc)
             return
         except (NotSent, UnknownOutcome) as exc:  # an edit is idempotent: just repeat it
             await self._retry_later(row, str(exc))
             return
-        await self.store.run(tgr.mark_outbox, row.id, "sent", now_ms())
+        await self._mark(row.id, "sent", now_ms())
 
 
 def _state_of(conn: Any, item_id: Any) -> str | None:
