@@ -25,7 +25,7 @@ import trio
 from trio_websocket import open_websocket_url
 
 from argus.testing import kill_bridges
-from tests.telegram.chaos import run_chaos, start_gateway
+from tests.telegram.chaos import _drain, run_chaos, start_gateway
 from tests.telegram.conftest import tg_env
 from tests.telegram.standin import BotApiStandIn
 
@@ -95,6 +95,7 @@ async def delay(turns: int) -> list[Row]:
         async with trio.open_nursery() as nursery:
             await nursery.start(api.serve)
             process = await start_gateway(home, env)
+            nursery.start_soon(_drain, process, [])
             try:
                 with trio.fail_after(30):
                     while api.active_polls == 0:

@@ -446,13 +446,14 @@ class BotApiStandIn:
         elif offset > 0:
             self.confirmed = max(self.confirmed, offset)
             self.updates = [u for u in self.updates if u["update_id"] >= offset]
-        self.active_polls += 1
+        counted = timeout > 0  # active_polls: real long polls only (not a backlog skip)
+        self.active_polls += counted
         try:
             with trio.move_on_after(timeout):
                 while not self.updates and self.poll_generation == mine:
                     await _first(self.changed, self._kick)
         finally:
-            self.active_polls -= 1
+            self.active_polls -= counted
         if self.poll_generation != mine:
             self.conflicts_sent += 1
             raise ApiError(409, CONFLICT)

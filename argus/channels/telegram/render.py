@@ -26,7 +26,8 @@ _HEADER = re.compile(r"^\s{0,3}#{1,6}\s+(.+?)\s*$")
 _QUOTE = re.compile(r"^\s{0,3}>\s?(.*)$")
 _BULLET = re.compile(r"^\s{0,3}[-*+]\s+(.+?)\s*$")
 _INLINE_CODE = re.compile(r"`([^`\n]+)`")
-_LINK = re.compile(r"\[([^\]\n]+)\]\(([^)\s]*)\)")
+_LINK = re.compile(r"\[([^\]\n]+)\]\(((?:[^()\s]|\([^()\s]*\))*)\)")
+_TAG_TOKEN = re.compile(r"<(/?)([a-z]+)[^>]*>")
 _SAFE_HREF = re.compile(r"^(https?://|tg://|mailto:)", re.IGNORECASE)
 _EMPHASIS = [
     (re.compile(r"\*\*(?=\S)(.+?)(?<=\S)\*\*"), "b"),
@@ -102,9 +103,23 @@ def _inline(text: str) -> str:
     text = _INLINE_CODE.sub(code, text)
     text = _LINK.sub(link, text)
     text = html.escape(text, quote=False)
+    plain = text
     for pattern, tag in _EMPHASIS:
         text = pattern.sub(lambda m, t=tag: f"<{t}>{m.group(1)}</{t}>", text)
+    if not _balanced(text):
+        text = plain  # overlapping markers (``*a **b* c**``): no emphasis rather than bad HTML
     return re.sub(r"\x00(\d+)\x00", lambda m: slots[int(m.group(1))], text)
+
+
+def _balanced(text: str) -> bool:
+    """Whether the emphasis tags in ``text`` nest properly."""
+    stack: list[str] = []
+    for closing, tag in _TAG_TOKEN.findall(text):
+        if not closing:
+            stack.append(tag)
+        elif not stack or stack.pop() != tag:
+            return False
+    return not stack
 
 
 def _line(line: str) -> str:
@@ -215,15 +230,27 @@ def _pieces(block: Block, limit: int) -> list[Part]:
             current.append(line)
             continue
         # One line longer than a message: cut its raw text, escaped piece by piece.
-        room = max(64, (limit - overhead) // 6)  # html escaping grows a char to at most 5
-        for start in range(0, len(line), room):
-            chunk = line[start : start + room]
+        for chunk in _cut(line, limit - overhead):
             if block.code:
                 parts.append(Part(_code_html([chunk]), chunk))
             else:
                 parts.append(Part(html.escape(chunk, quote=False), chunk))
     emit()
     return parts
+
+
+def _cut(line: str, room: int) -> list[str]:
+    """``line`` in pieces whose escaped form is at most ``room`` UTF-16 units each."""
+    pieces: list[str] = []
+    start, used = 0, 0
+    for i, char in enumerate(line):
+        cost = utf16_len(html.escape(char, quote=False))
+        if used + cost > room:
+            pieces.append(line[start:i])
+            start, used = i, 0
+        used += cost
+    pieces.append(line[start:])
+    return [p for p in pieces if p]
 
 
 def render_parts(markdown: str, limit: int = LIMIT) -> list[Part]:
