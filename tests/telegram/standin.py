@@ -125,7 +125,7 @@ def parse_html(text: str) -> str:
 
 @dataclass
 class Fault:
-    """One scripted failure: ``action`` in 429 | 500 | 502 | reset, ``when`` before | after."""
+    """One scripted failure: ``action`` in 429 | 500 | 502 | reset | parse; ``when`` before | after."""
 
     method: str
     action: str
@@ -392,6 +392,12 @@ class BotApiStandIn:
             }
         if fault.action == "reset":
             return 0, None
+        if fault.action == "parse":
+            return 400, {
+                "ok": False,
+                "error_code": 400,
+                "description": 'Bad Request: can\'t parse entities: Unsupported start tag "x" at byte offset 0',
+            }
         code = int(fault.action)
         return code, {"ok": False, "error_code": code, "description": "Internal Server Error"}
 

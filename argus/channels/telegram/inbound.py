@@ -138,9 +138,9 @@ def classify(
         return str(chat_id), {"kind": "migrate", "from": chat_id, "to": migrate_to}
     if not isinstance(sender, dict) or sender.get("is_bot"):
         return None
-    text = message.get("text")
+    text = message.get("text") or message.get("caption") or ""
     if not isinstance(text, str):
-        text = message.get("caption") if isinstance(message.get("caption"), str) else ""
+        text = ""
     media = _media(message)
     if not text.strip() and media is None:
         return None  # a service message, a sticker, a poll...

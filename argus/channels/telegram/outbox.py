@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 MAX_IN_FLIGHT = 32
 MAX_ATTEMPTS = 8
+SEND_DEADLINE_S = 10.0
 RESENT_MARK = "↻ possibly repeated (the first attempt's outcome is unknown)\n\n"
 PARSE_ERRORS = ("can't parse entities", "parse entities", "find end of the entity")
 
@@ -123,7 +124,10 @@ class Outbox:
 
     async def _send_row(self, row: tgr.OutboxItem) -> None:
         try:
-            await self._send(row)
+            # Shielded (bounded): a shutdown must not land between the request and the
+            # commit of its outcome, or a delivered message would look unknown.
+            with trio.CancelScope(shield=True), trio.move_on_after(SEND_DEADLINE_S):
+                await self._send(row)
         except Exception:
             log.exception("telegram: sending outbox row %s failed", row.id)
             await self._mark(row.id, "pending", now_ms(), not_before_ms=now_ms() + 5000)
