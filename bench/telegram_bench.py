@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 import trio
-from trio_websocket import open_websocket_url
+from trio_websocket import ConnectionClosed, open_websocket_url
 
 from argus.testing import kill_bridges
 from tests.telegram.chaos import _drain, run_chaos, start_gateway
@@ -89,11 +89,11 @@ async def delay(turns: int) -> list[Row]:
     completed_at: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp) / "home"
-        env = tg_env(
-            api, ARGUS_TELEGRAM_ALLOW=",".join(map(str, users)), ARGUS_TELEGRAM_STREAM="off"
-        )
         async with trio.open_nursery() as nursery:
             await nursery.start(api.serve)
+            env = tg_env(
+                api, ARGUS_TELEGRAM_ALLOW=",".join(map(str, users)), ARGUS_TELEGRAM_STREAM="off"
+            )
             process = await start_gateway(home, env)
             nursery.start_soon(_drain, process, [])
             try:
@@ -112,7 +112,10 @@ async def delay(turns: int) -> list[Row]:
 
                     async def watch() -> None:
                         while True:
-                            msg = json.loads(await ws.get_message())
+                            try:
+                                msg = json.loads(await ws.get_message())
+                            except ConnectionClosed:
+                                return
                             if msg.get("method") == "turn/completed":
                                 items = msg["params"]["turn"].get("items") or []
                                 text = (items[-1].get("text") or "").strip() if items else ""
