@@ -52,8 +52,14 @@ ALLOWED_TAGS = {
     "blockquote",
     "tg-emoji",
 }
-CONFLICT = "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running"
-WEBHOOK_CONFLICT = "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first"
+CONFLICT = (
+    "Conflict: terminated by other getUpdates request;"
+    " make sure that only one bot instance is running"
+)
+WEBHOOK_CONFLICT = (
+    "Conflict: can't use getUpdates method while webhook is active;"
+    " use deleteWebhook to delete the webhook first"
+)
 NOT_MODIFIED = (
     "Bad Request: message is not modified: specified new message content and reply markup"
     " are exactly the same as a current content and reply markup of the message"
@@ -118,14 +124,15 @@ def parse_html(text: str) -> str:
     if parser.stack:
         raise ApiError(
             400,
-            f"Bad Request: can't parse entities: can't find end of the entity starting at byte offset 0 (\"{parser.stack[-1]}\")",
+            "Bad Request: can't parse entities: can't find end of the entity starting at"
+            f' byte offset 0 ("{parser.stack[-1]}")',
         )
     return "".join(parser.text)
 
 
 @dataclass
 class Fault:
-    """One scripted failure: ``action`` in 429 | 500 | 502 | reset | parse; ``when`` before | after."""
+    """One scripted failure: ``action`` 429 | 500 | 502 | reset | parse, ``when`` before | after."""
 
     method: str
     action: str
@@ -396,7 +403,8 @@ class BotApiStandIn:
             return 400, {
                 "ok": False,
                 "error_code": 400,
-                "description": 'Bad Request: can\'t parse entities: Unsupported start tag "x" at byte offset 0',
+                "description": "Bad Request: can't parse entities:"
+                ' Unsupported start tag "x" at byte offset 0',
             }
         code = int(fault.action)
         return code, {"ok": False, "error_code": code, "description": "Internal Server Error"}

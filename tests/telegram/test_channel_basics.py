@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.telegram.conftest import FRIEND, GROUP, OWNER, STRANGER, wait_for
+from tests.telegram.conftest import OWNER, wait_for
 from tests.telegram.standin import BotApiStandIn
 
 

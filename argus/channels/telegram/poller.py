@@ -73,6 +73,7 @@ class Poller:
         self.bot: BotIdentity | None = None
         self.ready = trio.Event()
         self.conflicts = 0
+        self._ignored_groups: set[int] = set()
 
     async def identify(self) -> BotIdentity:
         """``getMe``, retried with backoff until it works."""
@@ -186,6 +187,21 @@ class Poller:
                 continue
             offset = await self.store_page(bot, page, offset)
 
+    def _note_ignored_group(self, update: dict[str, Any]) -> None:
+        """Log (once per chat, bounded) a group that is not allowed, so its id can be found."""
+        message = update.get("message")
+        chat = message.get("chat") if isinstance(message, dict) else None
+        chat_id = chat.get("id") if isinstance(chat, dict) else None
+        if not isinstance(chat_id, int) or chat_id > 0 or chat_id in self.settings.allow_chats:
+            return
+        if chat_id in self._ignored_groups or len(self._ignored_groups) >= 1000:
+            return
+        self._ignored_groups.add(chat_id)
+        log.info(
+            "telegram: group %s is not in ARGUS_TELEGRAM_ALLOW_CHATS; its messages are ignored",
+            chat_id,
+        )
+
     async def store_page(self, bot: BotIdentity, page: list[Any], offset: int) -> int:
         """Commit one page (ledger, inbox, offset); the next offset."""
         accepted: list[tuple[int, str | None, dict[str, Any] | None]] = []
@@ -197,6 +213,7 @@ class Poller:
             next_offset = max(next_offset, update_id + 1)
             found = classify(update, bot, self.settings)
             if found is None:
+                self._note_ignored_group(update)
                 accepted.append((update_id, None, None))
             else:
                 accepted.append((update_id, found[0], found[1]))
