@@ -164,11 +164,12 @@ async def test_approval_buttons_first_answer_wins(api, gateway) -> None:
                     lambda: [m for m in api.in_chat(OWNER) if m.reply_markup and "second" in m.text]
                 )
             )[0]
+            late = second.reply_markup["inline_keyboard"][0][0]["callback_data"]
             await web.send({"id": request["id"], "result": {"decision": "decline"}})
             await wait_for(lambda: "decline (in another client)" in second.text)
-            api.press(
-                owner(api), second, second.reply_markup["inline_keyboard"][0][0]["callback_data"]
-            ) if second.reply_markup["inline_keyboard"] else None
+            api.press(owner(api), second, late)  # too late: the first answer won
+            await wait_for(lambda: len(api.callback_answers) >= 2)
+            assert api.callback_answers[1]["text"].startswith("Already answered")
         await wait_for(lambda: "declined" in texts(api, OWNER))
 
 
@@ -272,3 +273,17 @@ async def test_restart_keeps_offset_and_replies_exactly_once(api, gateway) -> No
         assert (await reply_to(api, OWNER, 2)) == ["one", "two while down"]
         await trio.sleep(0.5)
         assert texts(api, OWNER) == ["one", "two while down"]
+
+
+async def test_stop_and_status(api, gateway) -> None:
+    async with gateway():
+        api.text(OWNER, owner(api), "/slow 400 50")
+        await wait_for(lambda: any(m.text.endswith("…") for m in api.sent), 20)
+        api.text(OWNER, owner(api), "/status")
+        status = (await reply_to(api, OWNER))[0]
+        assert "running turn: " in status and "running turn: none" not in status
+        api.text(OWNER, owner(api), "/stop")
+        later = (await reply_to(api, OWNER, 3))[1:]  # the stop's answer and the cut reply
+        stop = next(t for t in later if t.startswith("Stopping turn "))
+        partial = next(t for t in later if t != stop)
+        assert partial.startswith("00000000") and len(partial) < 400 * 8
