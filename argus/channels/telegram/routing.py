@@ -37,14 +37,19 @@ def now_ms() -> int:
 async def default_session(channel: TelegramChannel) -> Session:
     """The session the owner's chat and new chat threads live in: durable, made on first use.
 
-    Stored under ``tg_kv.default_session_id`` (``argus import-state`` writes the original
-    bot's ``defaultSessionId`` there). When the daemon grows its own default session, this
-    function is the switch point.
+    A session stored under ``tg_kv.default_session_id`` wins (``argus import-state`` writes
+    the original bot's ``defaultSessionId`` there); otherwise the daemon's own default
+    session when the manager has one (``SessionManager.default_session``), else a session
+    created here and stored under that key.
     """
     manager = channel.manager
     async with channel.default_lock:
         stored = await channel.store.run(tgr.kv_get, DEFAULT_SESSION_KEY)
         if stored and (session := manager.get(stored)) is not None:
+            return session
+        daemon_default = getattr(manager, "default_session", None)
+        if daemon_default is not None:  # the daemon's own default session (/ws?session=default)
+            session, _created = await daemon_default()
             return session
         session = await manager.create()
         await channel.store.run(tgr.kv_set, DEFAULT_SESSION_KEY, session.id)
