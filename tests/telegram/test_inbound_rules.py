@@ -86,3 +86,20 @@ def test_settings_refuse_bad_values() -> None:
         tg_settings.load({"TELEGRAM_BOT_TOKEN": "1:a", "ARGUS_TELEGRAM_HOME": "x:y"})
     loaded = tg_settings.load({"TELEGRAM_BOT_TOKEN": "'1:a'", "ARGUS_TELEGRAM_HOME": "-5:3"})
     assert loaded is not None and loaded.home == (-5, 3) and loaded.token == "1:a"
+
+
+def test_edited_messages_and_callbacks() -> None:
+    update = msg(111, 111, "fixed typo")
+    update["edited_message"] = update.pop("message")
+    assert classify(update, BOT, SETTINGS)[1]["text"] == "(edited message) fixed typo"
+    press = {
+        "update_id": 2,
+        "callback_query": {
+            "id": "c1",
+            "from": {"id": 999, "is_bot": False, "first_name": "Eve"},
+            "data": "ap:1:0",
+            "message": {"message_id": 3, "chat": {"id": 111, "type": "private"}},
+        },
+    }
+    key, payload = classify(press, BOT, SETTINGS)
+    assert key == "111" and payload["kind"] == "callback" and payload["allowed"] is False
