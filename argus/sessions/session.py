@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import trio
 
+from ..boundary import contained
 from ..config import Settings
 from ..protocol import messages as m
 from ..protocol.framing import LineSplitter, OversizedLine
@@ -48,6 +50,10 @@ log = logging.getLogger(__name__)
 
 READ_CHUNK = 128 * 1024
 NOISE_LOG_LIMIT = 50  # non-JSON stdout lines logged per runtime before going quiet
+LONE_SURROGATE = (
+    "Invalid request: a string holds a lone surrogate (an unpaired \\ud800-\\udfff escape),"
+    " which is not valid Unicode"
+)
 
 
 class SessionGone(Exception):
@@ -112,6 +118,10 @@ class Session(ApprovalRouting):
                 task_status.started()
                 await self._stop_requested.wait()
                 nursery.cancel_scope.cancel()
+        except Exception:
+            # Boundary: whatever fails inside this session ends this session only.
+            log.exception("session failed session=%s; it is stopped", self.id)
+            self._stopping = True
         finally:
             self._conn = None
             self.finished.set()
@@ -151,13 +161,27 @@ class Session(ApprovalRouting):
     async def _run_runtime(self, *, task_status: trio.TaskStatus[None]) -> None:
         self._runtime_scope = trio.CancelScope()
         self._idle_stop = False
+        started = False
+
+        def report_started() -> None:
+            nonlocal started
+            started = True
+            task_status.started()
+
         try:
             with self._runtime_scope:
-                await self._open_and_read(task_status)
+                await self._open_and_read(report_started)
+        except Exception:
+            if not started:
+                raise  # the caller of ensure_running gets it (a ProvisionError, say)
+            # Boundary: a bug while routing runtime output ends this session, reported
+            # to its clients as such (1011), never the daemon or another session.
+            log.exception("session failed session=%s: internal error reading its runtime", self.id)
+            self.stop(1011, "Session failed: internal error (see the daemon log)")
         finally:
             self._runtime_scope = None
 
-    async def _open_and_read(self, task_status: trio.TaskStatus[None]) -> None:
+    async def _open_and_read(self, report_started: Callable[[], None]) -> None:
         status: ExitStatus | None = None
         conn: RuntimeConnection | None = None
         try:
@@ -172,7 +196,7 @@ class Session(ApprovalRouting):
                 splitter = LineSplitter(self.settings.jsonl_line_limit_bytes)
                 if backlog > self.replay.last_seq:
                     await self._read_runtime(runtime, conn, splitter, until=backlog)
-                task_status.started()
+                report_started()
                 await self._read_runtime(runtime, conn, splitter)
                 with trio.move_on_after(self.settings.stop_timeout_s):
                     status = await runtime.wait_exit()
@@ -448,6 +472,11 @@ class Session(ApprovalRouting):
             message = "Invalid request: expected one JSON object per frame"
             self._reply(sub, m.error_response(None, m.INVALID_REQUEST, message))
             return
+        if m.may_hold_surrogate(text) and m.has_lone_surrogate(obj):
+            # Nothing with a lone surrogate goes further (the runtime refuses it, SQLite
+            # cannot store it); the id is echoed escaped, so the client can match it.
+            self._reply(sub, m.error_response(obj.get("id"), m.INVALID_REQUEST, LONE_SURROGATE))
+            return
         method = obj.get("method")
         has_id = "id" in obj
         if "method" in obj and type(method) is not str:
@@ -552,7 +581,8 @@ class Session(ApprovalRouting):
         text = m.notification(method, params)
         conn = self._conn
         if conn is not None and conn.numbered and not conn.closed and self._nursery:
-            self._nursery.start_soon(conn.runtime.send_note, text.encode())  # type: ignore[attr-defined]
+            send_note = contained(conn.runtime.send_note, f"note to the bridge session={self.id}")  # type: ignore[attr-defined]
+            self._nursery.start_soon(send_note, text.encode())
             return
         self._broadcast(text)
         self._after_batch()
