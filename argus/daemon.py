@@ -40,7 +40,7 @@ from .provision.tcp import TcpProvisioner
 from .sessions.manager import SessionManager
 from .store.db import open_store
 from .tokens import gateway_secret
-from .web import stallguard
+from .web import stallguard, wsclose
 from .web.asgi import ArgusAsgi
 from .web.http import admin_only, build_http_app
 from .web.nodes_http import add_nodes_routes
@@ -117,7 +117,9 @@ def build_asgi(
     )
     ws_routes = {
         "/ws": WsEndpoint(settings, manager),
-        "/nodes/ws": NodesEndpoint(registry, scopes, make_event_handler(automation)),
+        "/nodes/ws": NodesEndpoint(
+            registry, scopes, make_event_handler(automation), settings.allowed_origins
+        ),
     }
     return ArgusAsgi(http_app, ws_routes), registry
 
@@ -148,6 +150,7 @@ async def serve(
     automation.manager = manager
     app, _registry = build_asgi(settings, manager, automation, secret)
     stallguard.install()
+    wsclose.install()
     stop_http = trio.Event()
     try:
         async with trio.open_nursery() as nursery:
