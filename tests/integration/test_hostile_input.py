@@ -162,7 +162,7 @@ async def test_a_413_does_not_stall_the_keep_alive_connection(daemon) -> None:
                 if not chunk:
                     break  # the server closed: the client knows to open a new connection
                 received += chunk
-        assert not waited.cancelled_caught, (b"stalled after the 413: " + received[:300])
+        assert not waited.cancelled_caught, b"stalled after the 413: " + received[:300]
         assert received.startswith(b"HTTP/1.1 413"), received[:200]
         assert b"connection: close" in received.lower()
         await stream.aclose()
