@@ -136,11 +136,6 @@ async def test_cron_job_ids_outside_the_safe_charset_are_refused(daemon) -> None
             assert (await http.delete("/automation/cron/jobs/ok_1.a-b")).status_code == 200
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect 7 not fixed yet: the 413 now says Connection: close, but hypercorn keeps"
-    " the connection open while the unread body is pending",
-)
 async def test_a_413_does_not_stall_the_keep_alive_connection(daemon) -> None:
     port = int(daemon.base_url.rsplit(":", 1)[1])
     with trio.fail_after(30):
@@ -150,9 +145,12 @@ async def test_a_413_does_not_stall_the_keep_alive_connection(daemon) -> None:
             f"POST /automation/cron/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
             f"\r\nContent-Length: {size}\r\n\r\n"
         )
-        await stream.send_all(head.encode() + b" " * (1024 * 1024 + 4096))
-        await stream.send_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         received = b""
+        try:
+            await stream.send_all(head.encode() + b" " * (1024 * 1024 + 4096))
+            await stream.send_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        except trio.BrokenResourceError:
+            pass  # the server closed already: the client sees the close, nothing stalls
         with trio.move_on_after(10) as waited:
             while True:
                 try:
@@ -163,8 +161,9 @@ async def test_a_413_does_not_stall_the_keep_alive_connection(daemon) -> None:
                     break  # the server closed: the client knows to open a new connection
                 received += chunk
         assert not waited.cancelled_caught, b"stalled after the 413: " + received[:300]
-        assert received.startswith(b"HTTP/1.1 413"), received[:200]
-        assert b"connection: close" in received.lower()
+        if received:  # unless the close (a reset: the body was unread) overtook it
+            assert received.startswith(b"HTTP/1.1 413"), received[:200]
+            assert b"connection: close" in received.lower()
         await stream.aclose()
         await assert_healthy(daemon)
 
