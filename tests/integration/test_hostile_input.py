@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 import trio
-from trio_websocket import ConnectionRejected, open_websocket_url
+from trio_websocket import ConnectionClosed, ConnectionRejected, open_websocket_url
 
-from tests.harness import Daemon, connect, run_daemon
+from tests.harness import Daemon, connect, run_daemon, wait_process_gone
 from tests.rawws import close_code_after, frame, open_raw
 
 DEEP = "[" * 10_000 + "]" * 10_000
@@ -190,3 +190,28 @@ async def test_closed_clients_do_not_disturb_each_other(daemon) -> None:
                 await stream.aclose()
                 assert (await second.request("thread/list"))["result"] is not None
                 assert (await first.request("thread/list"))["result"] is not None
+
+
+async def test_a_bridge_that_cannot_start_is_reported_at_once(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    with trio.fail_after(25):  # the old behaviour: a 30 s connect timeout, then 1011
+        async with run_daemon(home) as daemon:
+            async with connect(daemon) as client:
+                await client.handshake()
+                bridge_pid = json.loads(
+                    (home / "sessions" / client.id / "bridge.json").read_text()
+                )["pid"]
+                await client.start_turn(await client.start_thread(), "/crash 7")
+                await client.recv_until(lambda m: m.get("method") == "argus/runtime/exited")
+            await wait_process_gone(bridge_pid)
+            # A directory where the socket goes: the next bridge fails to listen and exits.
+            sock = home / "sessions" / client.id / "bridge.sock"
+            sock.unlink(missing_ok=True)
+            sock.mkdir()
+            url = daemon.ws_url + f"/ws?session={client.id}"
+            async with open_websocket_url(url) as ws:
+                with pytest.raises(ConnectionClosed) as closed:
+                    await ws.get_message()
+            assert closed.value.reason.code == 1011
+            assert "exited at start" in closed.value.reason.reason
+            assert "runtime bridge exited at start" in daemon.log_text
