@@ -175,6 +175,31 @@ def has_lone_surrogate(obj: Any) -> bool:
     return False
 
 
+LONE_SURROGATE = (
+    "Invalid request: a string holds a lone surrogate (an unpaired \\ud800-\\udfff escape),"
+    " which is not valid Unicode"
+)
+
+
+def frame_problem(text: str, obj: Any) -> str | None:
+    """The error reply for a client frame that cannot be routed at all, or None.
+
+    Nothing with a lone surrogate goes further (the runtime refuses it, SQLite cannot
+    store it); its id is echoed escaped, so the client can still match the reply.
+    """
+    if obj is INVALID:
+        return error_response(None, PARSE_ERROR, "Parse error: invalid JSON")
+    if type(obj) is not dict:
+        message = "Invalid request: expected one JSON object per frame"
+        return error_response(None, INVALID_REQUEST, message)
+    if may_hold_surrogate(text) and has_lone_surrogate(obj):
+        return error_response(obj.get("id"), INVALID_REQUEST, LONE_SURROGATE)
+    if "method" in obj and type(obj["method"]) is not str:
+        message = "Invalid request: 'method' must be a string"
+        return error_response(obj.get("id"), INVALID_REQUEST, message)
+    return None
+
+
 def may_hold_surrogate(text: str) -> bool:
     """A cheap pre-check on the raw text: a lone surrogate needs a ``\\u`` escape."""
     return "\\u" in text

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -50,10 +49,6 @@ log = logging.getLogger(__name__)
 
 READ_CHUNK = 128 * 1024
 NOISE_LOG_LIMIT = 50  # non-JSON stdout lines logged per runtime before going quiet
-LONE_SURROGATE = (
-    "Invalid request: a string holds a lone surrogate (an unpaired \\ud800-\\udfff escape),"
-    " which is not valid Unicode"
-)
 
 
 class SessionGone(Exception):
@@ -161,27 +156,13 @@ class Session(ApprovalRouting):
     async def _run_runtime(self, *, task_status: trio.TaskStatus[None]) -> None:
         self._runtime_scope = trio.CancelScope()
         self._idle_stop = False
-        started = False
-
-        def report_started() -> None:
-            nonlocal started
-            started = True
-            task_status.started()
-
         try:
             with self._runtime_scope:
-                await self._open_and_read(report_started)
-        except Exception:
-            if not started:
-                raise  # the caller of ensure_running gets it (a ProvisionError, say)
-            # Boundary: a bug while routing runtime output ends this session, reported
-            # to its clients as such (1011), never the daemon or another session.
-            log.exception("session failed session=%s: internal error reading its runtime", self.id)
-            self.stop(1011, "Session failed: internal error (see the daemon log)")
+                await self._open_and_read(task_status)
         finally:
             self._runtime_scope = None
 
-    async def _open_and_read(self, report_started: Callable[[], None]) -> None:
+    async def _open_and_read(self, task_status: trio.TaskStatus[None]) -> None:
         status: ExitStatus | None = None
         conn: RuntimeConnection | None = None
         try:
@@ -196,8 +177,15 @@ class Session(ApprovalRouting):
                 splitter = LineSplitter(self.settings.jsonl_line_limit_bytes)
                 if backlog > self.replay.last_seq:
                     await self._read_runtime(runtime, conn, splitter, until=backlog)
-                report_started()
-                await self._read_runtime(runtime, conn, splitter)
+                task_status.started()
+                try:
+                    await self._read_runtime(runtime, conn, splitter)
+                except Exception:  # boundary: a routing bug ends this session, reported as such
+                    log.exception(
+                        "session failed session=%s: error routing runtime output", self.id
+                    )
+                    self.stop(1011, "Session failed: internal error (see the daemon log)")
+                    return
                 with trio.move_on_after(self.settings.stop_timeout_s):
                     status = await runtime.wait_exit()
         finally:
@@ -465,24 +453,12 @@ class Session(ApprovalRouting):
         """Route one text frame from a client (one JSON message)."""
         self.last_active_ms = now_ms()
         obj = m.parse(text)
-        if obj is m.INVALID:
-            self._reply(sub, m.error_response(None, m.PARSE_ERROR, "Parse error: invalid JSON"))
-            return
-        if type(obj) is not dict:
-            message = "Invalid request: expected one JSON object per frame"
-            self._reply(sub, m.error_response(None, m.INVALID_REQUEST, message))
-            return
-        if m.may_hold_surrogate(text) and m.has_lone_surrogate(obj):
-            # Nothing with a lone surrogate goes further (the runtime refuses it, SQLite
-            # cannot store it); the id is echoed escaped, so the client can match it.
-            self._reply(sub, m.error_response(obj.get("id"), m.INVALID_REQUEST, LONE_SURROGATE))
+        problem = m.frame_problem(text, obj)
+        if problem is not None:
+            self._reply(sub, problem)
             return
         method = obj.get("method")
         has_id = "id" in obj
-        if "method" in obj and type(method) is not str:
-            message = "Invalid request: 'method' must be a string"
-            self._reply(sub, m.error_response(obj.get("id"), m.INVALID_REQUEST, message))
-            return
         if method is not None and method.startswith("argus/"):
             await self._handle_gateway_method(sub, obj)
             return
