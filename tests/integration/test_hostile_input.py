@@ -6,6 +6,7 @@ daemon still serves and logged no traceback.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 import trio
 from trio_websocket import ConnectionClosed, ConnectionRejected, open_websocket_url
 
+from argus.provision import bridged
 from tests.harness import Daemon, connect, run_daemon, wait_process_gone
 from tests.rawws import close_code_after, frame, open_raw
 
@@ -176,6 +178,13 @@ async def test_a_long_home_still_gets_a_runtime(tmp_path: Path) -> None:
             async with connect(daemon) as client:
                 await client.handshake()
                 assert (await client.request("thread/list"))["result"] is not None
+            natural = home / "sessions" / client.id / "bridge.sock"
+            digest = hashlib.sha256(bytes(natural)).hexdigest()[:24]
+            sock = bridged.short_socket_dir() / f"{digest}.sock"
+            assert sock.is_socket() and not natural.exists()
+            async with daemon.http() as http:
+                assert (await http.delete(f"/sessions/{client.id}")).status_code == 200
+            assert not sock.exists()  # a deleted session leaves no socket behind
             await assert_healthy(daemon)
 
 
