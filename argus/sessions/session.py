@@ -33,12 +33,7 @@ from ..protocol.handshake import Decision
 from ..provision.base import ExitStatus, Provisioner, ProvisionError, Runtime
 from . import numbered
 from .approvals import ApprovalRouting
-from .connection import (
-    HandshakeWaiter,
-    Inflight,
-    RuntimeConnection,
-    next_upstream_id,
-)
+from .connection import HandshakeWaiter, Inflight, RuntimeConnection
 from .hooks import NO_HOOKS, GatewayMethodError, SessionHooks
 from .internal_calls import RuntimeCallError, call_runtime
 from .replay import Entry, ReplayBuffer
@@ -313,7 +308,11 @@ class Session(ApprovalRouting):
         upstream_id = obj["id"]
         inflight = conn.inflight.pop(upstream_id, None) if type(upstream_id) is int else None
         if inflight is None:
-            log.debug("dropping response with unknown id session=%s id=%r", self.id, upstream_id)
+            # An id of an earlier epoch: the answer to a previous gateway's request, which a
+            # bridge replays or forwards after a restart. Never anyone's answer here.
+            earlier = type(upstream_id) is int and not conn.ids.owns(upstream_id)
+            why = "from an earlier connection" if earlier else "with unknown id"
+            log.debug("dropping response %s session=%s id=%r", why, self.id, upstream_id)
             return
         if upstream_id == conn.initialize_id:
             self._on_initialize_response(conn, inflight, obj, text)
@@ -486,7 +485,7 @@ class Session(ApprovalRouting):
             message = "Too many requests in flight for this session"
             self._reply(sub, m.error_response(obj["id"], m.TOO_MANY_REQUESTS, message))
             return
-        upstream_id = next_upstream_id()
+        upstream_id = conn.next_upstream_id()
         inflight = conn.inflight[upstream_id] = Inflight(sub.key, obj["id"], method)
         if method == "turn/start":
             params = obj.get("params")
@@ -504,7 +503,7 @@ class Session(ApprovalRouting):
         if decision is Decision.REPLY_CACHED:
             self._reply(sub, m.result_response(obj["id"], conn.handshake.result))
         elif decision is Decision.FORWARD:
-            upstream_id = next_upstream_id()
+            upstream_id = conn.next_upstream_id()
             conn.initialize_id = upstream_id
             conn.inflight[upstream_id] = Inflight(sub.key, obj["id"], "initialize")
             obj["id"] = upstream_id
