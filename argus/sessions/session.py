@@ -89,6 +89,7 @@ class Session(ApprovalRouting):
         self._noise_logged = 0
         self._runtime_scope: trio.CancelScope | None = None
         self._idle_stop = False
+        self._catching_up = False  # reading an adopted runtime's backlog (under _run_lock)
         self.bridge_instance: str | None = None  # the bridge this log's numbers come from
         self.bridge_base = 0
 
@@ -127,11 +128,15 @@ class Session(ApprovalRouting):
         self._stop_requested.set()
 
     async def ensure_running(self) -> None:
-        """Start the runtime unless it runs; concurrent callers share one start."""
-        if self._conn is not None:
+        """Start the runtime unless it runs; concurrent callers share one start.
+
+        A caller also waits while an adopted runtime's backlog is being read: requests
+        sent then would race the replayed lines, and the lanes are not up to date yet.
+        """
+        if self._conn is not None and not self._catching_up:
             return
         async with self._run_lock:
-            if self._conn is not None:
+            if self._conn is not None and not self._catching_up:
                 return
             if self._stopping or self._nursery is None:
                 raise SessionGone(self.id)
@@ -166,7 +171,11 @@ class Session(ApprovalRouting):
                 self.hooks.on_runtime_started(self)
                 splitter = LineSplitter(self.settings.jsonl_line_limit_bytes)
                 if backlog > self.replay.last_seq:
-                    await self._read_runtime(runtime, conn, splitter, until=backlog)
+                    self._catching_up = True
+                    try:
+                        await self._read_runtime(runtime, conn, splitter, until=backlog)
+                    finally:
+                        self._catching_up = False
                 task_status.started()
                 await self._read_runtime(runtime, conn, splitter)
                 with trio.move_on_after(self.settings.stop_timeout_s):
