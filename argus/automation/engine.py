@@ -379,6 +379,8 @@ class Automation(SessionHooks):
         except START_ERRORS as exc:
             if turn_in_progress(exc) and lane.busy:
                 self._wait_for_running_turn(session, lane, kind, completions)
+                if waiter is not None:
+                    waiter.done.set()  # the caller learns it is queued, not failed
                 return
             message = str(exc) or type(exc).__name__
             log.warning(
