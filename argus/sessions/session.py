@@ -13,7 +13,8 @@ Routing, in short (docs/architecture.md has the full picture):
 * runtime requests (approvals) go to the turn's owner, else the request handler, else any
   client; they stay pending until answered or resolved, and every client that attaches
   while they are pending gets them too;
-* client requests get gateway-unique ids; ``initialize``/``initialized`` go through the
+* client requests get ids unique per runtime connection (``connection.UpstreamIds``: an
+  earlier gateway's ids never repeat); ``initialize``/``initialized`` go through the
   connection's handshake machine, which the daemon's own calls share.
 """
 
