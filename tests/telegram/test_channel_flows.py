@@ -86,7 +86,7 @@ async def test_owner_on_main_thread_friend_and_topics_on_their_own(api, gateway)
 
 
 async def test_replies_survive_429_5xx_resets_and_parse_errors(api, gateway) -> None:
-    async with gateway():
+    async with gateway(ARGUS_TELEGRAM_STREAM="off"):  # faults hit replies, not previews
         api.faults += [Fault("sendMessage", "429", "before", retry_after=1)]
         api.text(OWNER, owner(api), "/quiet after a 429")
         assert (await reply_to(api, OWNER)) == ["after a 429"]

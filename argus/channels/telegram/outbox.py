@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 MAX_IN_FLIGHT = 32
 MAX_ATTEMPTS = 8
-SEND_DEADLINE_S = 10.0
+SEND_DEADLINE_S = 45.0  # above the call timeout (30 s)
 RESENT_MARK = "↻ possibly repeated (the first attempt's outcome is unknown)\n\n"
 PARSE_ERRORS = ("can't parse entities", "parse entities", "find end of the entity")
 
@@ -126,8 +126,12 @@ class Outbox:
         try:
             # Shielded (bounded): a shutdown must not land between the request and the
             # commit of its outcome, or a delivered message would look unknown.
-            with trio.CancelScope(shield=True), trio.move_on_after(SEND_DEADLINE_S):
-                await self._send(row)
+            with trio.CancelScope(shield=True):
+                with trio.move_on_after(SEND_DEADLINE_S) as deadline:
+                    await self._send(row)
+                if deadline.cancelled_caught:  # the answer never came: outcome unknown
+                    log.warning("telegram: no answer for outbox row %s in time", row.id)
+                    await self._mark(row.id, "unknown", now_ms(), error="no answer in time")
         except Exception:
             log.exception("telegram: sending outbox row %s failed", row.id)
             await self._mark(row.id, "pending", now_ms(), not_before_ms=now_ms() + 5000)
