@@ -3,9 +3,10 @@
 ``python -m bench --only telegram``. Against the Bot API stand-in (tests/telegram/standin.py)
 on 127.0.0.1, with the bundled demo runtime under detached bridges:
 
-* chaos: ``KILLS`` random ``kill -9`` of the gateway (at 0.05-1 s after each start) while
-  four users write; afterwards every message must have exactly one reply. Reports lost and
-  duplicated replies and replies marked as possible repeats.
+* chaos: 200 random ``kill -9`` of the gateway (at 0.05-1 s after each start) while four
+  users write 600 messages; afterwards every message must have exactly one reply. Reports
+  lost replies, silent duplicates (two unmarked replies to one message) and replies marked
+  as possible repeats (a send cut by the kill, docs/telegram.md).
 * delay: a /ws client attached to the default session notes when ``turn/completed``
   arrives; the stand-in notes when the reply's ``sendMessage`` arrives. p50/p99 of the
   difference over ``TURNS`` turns (one message every 50 ms from two users).

@@ -35,6 +35,7 @@ class TurnResult:
     status: str | None
     text: str
     source: tuple[str | None, str | None]
+    inputs: tuple[int, ...] = ()  # channel-specific ids the turn's input named
 
 
 class Channel:

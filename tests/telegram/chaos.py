@@ -5,8 +5,8 @@ Shared by ``tests/telegram/test_kill9.py`` (a few kills) and ``bench/telegram_be
 runtime answers ``m-<n>``. The gateway is SIGKILLed at a random moment after it starts
 polling and started again on the same home; its runtime bridges survive, as they do in
 production. At the end every tag must have exactly one reply: the counts of tags with
-none (lost), with more than one (duplicated) and of replies marked as possible repeats
-are reported.
+none (lost), with more than one (duplicated), with more than one unmarked reply (silent
+duplicates) and of replies marked as possible repeats are reported.
 """
 
 from __future__ import annotations
@@ -35,13 +35,15 @@ class ChaosReport:
     lost: list[str] = field(default_factory=list)
     duplicated: dict[str, int] = field(default_factory=dict)
     marked: int = 0
+    silent_duplicates: dict[str, int] = field(default_factory=dict)
     conflicts: int = 0
 
     def line(self) -> str:
         """One line for logs and the benchmark table."""
         return (
             f"messages={self.messages} kills={self.kills} replies={self.replies} "
-            f"lost={len(self.lost)} duplicated={len(self.duplicated)} marked_repeats={self.marked}"
+            f"lost={len(self.lost)} duplicated={len(self.duplicated)} "
+            f"(silent={len(self.silent_duplicates)}, marked repeats={self.marked})"
         )
 
 
@@ -95,6 +97,7 @@ async def run_chaos(
     seed: int = 1,
     max_up_s: float = 1.5,
     settle_s: float = 90.0,
+    max_gap_s: float = 0.05,
 ) -> ChaosReport:
     """Send ``messages`` while killing the gateway ``kills`` times; count what came back."""
     rng = random.Random(seed)
@@ -109,7 +112,7 @@ async def run_chaos(
             tag = f"m-{n}"
             sent_tags.append(tag)
             api.text(user, api.user(user, f"u{user}"), f"/quiet {tag}")
-            await trio.sleep(rng.uniform(0.0, 0.05))
+            await trio.sleep(rng.uniform(0.0, max_gap_s))
         done_sending.set()
 
     async with trio.open_nursery() as nursery:
@@ -143,11 +146,15 @@ async def run_chaos(
     await trio.to_thread.run_sync(kill_bridges, home)
     counts: dict[str, int] = {}
     replies = [m for m in api.sent if not m.text.endswith("…")]  # previews end with an ellipsis
+    unmarked: dict[str, int] = {}
     for message in replies:
-        if message.text.startswith("↻"):
-            report.marked += 1
         tag = tag_of(message.text)
         counts[tag] = counts.get(tag, 0) + 1
+        if message.text.startswith("↻"):
+            report.marked += 1
+        else:
+            unmarked[tag] = unmarked.get(tag, 0) + 1
+    report.silent_duplicates = {t: c for t, c in unmarked.items() if c > 1}
     report.replies = len(replies)
     report.lost = [t for t in sent_tags if t not in counts]
     report.duplicated = {t: c for t, c in counts.items() if c > 1}

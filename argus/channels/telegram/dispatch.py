@@ -147,6 +147,7 @@ class Dispatcher:
             text = f"{text}\n\n{note}".strip()
         if not text.strip():
             text = "(empty message)"
+        text = f"{text}\n\n{input_marker(row.update_id)}"
         engine = self.channel.engine
         try:
             result = await self.store.run(
@@ -223,6 +224,19 @@ class Dispatcher:
         except RuntimeCallError as exc:
             return f"Could not stop the turn: {exc.error.get('message')}"
         return f"Stopping turn {lane.active_turn_id}."
+
+
+INPUT_MARKER = re.compile(r"\[telegram update (\d+)\]")
+
+
+def input_marker(update_id: int) -> str:
+    """The line that names the update an input came from.
+
+    The runtime echoes a turn's input in its ``userMessage`` item, so a turn can be tied to
+    the update it answers even when the engine started the input twice (a crash between
+    ``turn/start`` and its commit): the second reply to the same update is not queued.
+    """
+    return f"[telegram update {update_id}]"
 
 
 def _reply_and_drop(conn: Any, item_id: int, key: str, text: str, update_id: int) -> None:

@@ -12,7 +12,9 @@ rows with the dedupe key ``turn:<session>:<turn>:<part>``. After a gateway resta
 bridged runtime replays its output, so a turn that completed while the gateway was down
 (or before its rows were committed) is seen again and queued then; one already queued is
 recognised by its key and not queued twice. A daemon-started turn on a thread without a
-binding (a cron run) goes to ARGUS_TELEGRAM_HOME when set.
+binding (a cron run) goes to ARGUS_TELEGRAM_HOME when set. A turn whose input names
+Telegram updates (``[telegram update N]``, added by the dispatcher) is keyed by the first
+update instead, so an input the engine started twice after a crash is answered once.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from ..base import Channel, TurnResult
 from . import render
 from .approvals import Approvals
 from .botapi import BotApi, NotSent, TelegramError, UnknownOutcome
-from .dispatch import Dispatcher
+from .dispatch import INPUT_MARKER, Dispatcher
 from .inbound import COMMANDS, chat_key
 from .live import Live
 from .media import Media
@@ -79,6 +81,8 @@ class TelegramChannel(Channel):
         self.default_lock = trio.Lock()
         # (session, thread) -> chat key of the threads whose replies go to Telegram.
         self.thread_chats: dict[tuple[str, str], str] = {}
+        # (session, thread) -> update ids named in the running turn's input (markers).
+        self.turn_inputs: dict[tuple[str, str], list[int]] = {}
         self.outbox = Outbox(self.api, store, settings, self.limiter, self.migrate)
         self.dispatcher = Dispatcher(self)
         self.poller = Poller(self.api, store, settings, self.dispatcher.wake)
@@ -153,7 +157,13 @@ class TelegramChannel(Channel):
             if type(delta) is str and key in self.live.turns:
                 self.live.delta(key, delta)
             return
+        if method == "item/started":
+            item = params.get("item")
+            if isinstance(item, dict) and item.get("type") == "userMessage":
+                self._note_inputs(key, item)
+            return
         if method == "turn/started":
+            self.turn_inputs.pop(key, None)
             target = self.thread_chats.get(key)
             if target is not None:
                 turn = params.get("turn")
@@ -166,6 +176,20 @@ class TelegramChannel(Channel):
         elif method == "serverRequest/resolved" and "requestId" in params:
             self.approvals.on_resolved(session, params["requestId"])
 
+    def _note_inputs(self, key: tuple[str, str], item: dict[str, Any]) -> None:
+        """The Telegram updates a turn's input carries (their markers), for deduplication."""
+        content = item.get("content")
+        texts = (
+            [c.get("text") for c in content if isinstance(c, dict)]
+            if isinstance(content, list)
+            else []
+        )
+        found = [int(m) for t in texts if isinstance(t, str) for m in INPUT_MARKER.findall(t)]
+        if found:
+            while len(self.turn_inputs) >= MAX_THREAD_CHATS:
+                del self.turn_inputs[next(iter(self.turn_inputs))]
+            self.turn_inputs[key] = found[:50]
+
     def on_turn_result(self, session: Session, result: dict[str, Any]) -> None:
         """Queue a final turn result for the writer task."""
         source = result.get("source") or (None, None)
@@ -177,6 +201,7 @@ class TelegramChannel(Channel):
             result.get("status"),
             result.get("text") or "",
             (source[0], source[1]),
+            tuple(self.turn_inputs.pop((session.id, result["threadId"]), ())),
         )
         try:
             self._results_in.send_nowait(item)
@@ -224,7 +249,12 @@ def _queue_result(conn: Any, result: TurnResult, home: tuple[int, int | None] | 
     if text is None:
         return False
     prefix = f"turn:{result.session_id}:{result.turn_id}:" if result.turn_id else None
+    if result.inputs:  # the reply to these updates, however many turns ran them
+        prefix = f"input:{result.session_id}:{result.inputs[0]}:"
+        if tgr.has_dedupe(conn, f"turn:{result.session_id}:{result.turn_id}:"):
+            return False
     if prefix is not None and tgr.has_dedupe(conn, prefix):
+        log.info("telegram: a second reply to the same input was not queued (%s)", prefix)
         return False
     added = False
     for i, part in enumerate(render.render_parts(text)):
