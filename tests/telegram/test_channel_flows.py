@@ -287,3 +287,30 @@ async def test_stop_and_status(api, gateway) -> None:
         stop = next(t for t in later if t.startswith("Stopping turn "))
         partial = next(t for t in later if t != stop)
         assert partial.startswith("00000000") and len(partial) < 400 * 8
+
+
+async def test_a_group_upgraded_to_a_supergroup_keeps_its_thread(api, gateway) -> None:
+    new_id = -100777
+    api.add_chat(new_id, "supergroup")
+    async with gateway(ARGUS_TELEGRAM_ALLOW_CHATS=f"{GROUP},{new_id}"):
+        bob = api.user(5, "bob", "Bob")
+        api.text(GROUP, bob, "/where@argus_test_bot")
+        api.text(GROUP, bob, "@argus_test_bot /quiet make a thread")
+        await wait_for(lambda: len(api.in_chat(GROUP)) >= 2)
+        api.text(GROUP, bob, "/where@argus_test_bot")
+        await wait_for(lambda: len(api.in_chat(GROUP)) >= 3)
+        before = api.in_chat(GROUP)[2].text.split("threadId: ")[1].split("\n")[0]
+        api.push(
+            {
+                "message": {
+                    "message_id": 99,
+                    "date": 1,
+                    "chat": {"id": GROUP, "type": "group"},
+                    "from": bob,
+                    "migrate_to_chat_id": new_id,
+                }
+            }
+        )
+        api.text(new_id, bob, "/where@argus_test_bot")
+        where = (await wait_for(lambda: api.in_chat(new_id)))[0].text
+        assert f"threadId: {before}" in where and f"chatKey: {new_id}" in where
