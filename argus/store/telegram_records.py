@@ -89,10 +89,15 @@ def record_updates(
     """Ledger + inbox for one page, and the offset past it; how many inbox rows were added.
 
     ``accepted`` is (update_id, chat_key, payload); a None payload is ledgered only (an
-    update we ignore). An update already in the ledger is skipped.
+    update we ignore). An update already in the ledger is skipped. ``QueueFull`` when the
+    inbox has no room for the page: nothing is written.
     """
     added = 0
     pending = conn.execute("SELECT COUNT(*) FROM tg_inbox").fetchone()[0]
+    if pending + len(accepted) > INBOX_MAX:
+        # Backpressure: nothing is stored and the offset stays, so Telegram (which keeps
+        # updates for 24 h) hands the same page out again once there is room.
+        raise records.QueueFull(f"telegram inbox is full ({INBOX_MAX} updates)")
     for update_id, chat_key, payload in accepted:
         cur = conn.execute(
             "INSERT OR IGNORE INTO tg_ledger (bot_id, update_id, at_ms) VALUES (?, ?, ?)",
@@ -100,8 +105,6 @@ def record_updates(
         )
         if cur.rowcount == 0 or payload is None or chat_key is None:
             continue
-        if pending + added >= INBOX_MAX:
-            continue  # overflow policy: ledgered but not queued (logged by the caller)
         conn.execute(
             "INSERT INTO tg_inbox (bot_id, update_id, chat_key, payload, created_at_ms)"
             " VALUES (?, ?, ?, ?, ?)",

@@ -4,7 +4,8 @@ Rows are taken per chat, in order; different chats are handled in parallel (boun
 ``MAX_CHAT_WORKERS``), so one slow chat never holds the others up (the original ran one
 global queue). A row leaves the inbox only in the transaction that queues what it became
 (``enqueue_from_inbox``, or a command reply in the outbox). A failure (the runtime is not
-up, a download broke) keeps the row and retries it with a backoff: nothing is dropped.
+up, a download broke) keeps the row and retries it with a backoff; a full follow-up queue
+keeps it until there is room: nothing is dropped.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_CHAT_WORKERS = 32
+QUEUE_FULL_WAIT_MS = 2000
 RETRYABLE = (
     RuntimeCallError,
     SessionGone,
@@ -162,7 +164,10 @@ class Dispatcher:
                 engine.settings.followup_max,
             )
         except records.QueueFull as exc:
-            await self._reply(row, f"Not queued: {exc}. Try again when the agent has caught up.")
+            # The lane's queue is full: the update waits in the inbox (bounded itself, and
+            # the poller stops reading when that is full) until the lane has room.
+            log.info("telegram: update %s waits for room: %s", row.update_id, exc)
+            await self.store.run(tgr.inbox_failure, row.id, str(exc), now_ms() + QUEUE_FULL_WAIT_MS)
             return
         self.channel.remember_thread(session.id, thread_id, row.chat_key)
         if result is not None:

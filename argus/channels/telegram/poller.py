@@ -11,6 +11,8 @@
 * Each page is stored by ``telegram_records.record_updates``: ledger, inbox and offset in
   one transaction. The offset sent to Telegram is the stored one, so a crash re-reads
   only what was not committed.
+* A full inbox stores nothing and keeps the offset: the same page is read again later
+  (Telegram keeps updates for 24 hours), so a flood is slowed down, never dropped.
 * 409 Conflict (another getUpdates is running for this token, elsewhere): back off
   2 s doubling to 30 s and rebuild the connection pool. Other errors: 1 s doubling to 30 s.
 """
@@ -27,6 +29,7 @@ from typing import Any
 
 import trio
 
+from ...store import records
 from ...store import telegram_records as tgr
 from ...store.db import Store
 from .botapi import BotApi, NotSent, TelegramError, UnknownOutcome
@@ -37,6 +40,7 @@ log = logging.getLogger(__name__)
 
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query"]
 LOCK_RETRY_S = 10.0
+INBOX_FULL_WAIT_S = 5.0
 
 
 def now_ms() -> int:
@@ -185,7 +189,11 @@ class Poller:
                 continue
             if not isinstance(page, list) or not page:
                 continue
-            offset = await self.store_page(bot, page, offset)
+            try:
+                offset = await self.store_page(bot, page, offset)
+            except records.QueueFull as exc:
+                log.warning("telegram: %s; not reading more updates for a while", exc)
+                await trio.sleep(INBOX_FULL_WAIT_S)
 
     def _note_ignored_group(self, update: dict[str, Any]) -> None:
         """Log (once per chat, bounded) a group that is not allowed, so its id can be found."""
