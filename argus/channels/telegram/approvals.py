@@ -57,6 +57,9 @@ class Approvals:
 
     def __init__(self, channel: TelegramChannel) -> None:
         self.channel = channel
+        # Requests this channel is answering right now: the runtime's serverRequest/resolved
+        # for them must not settle the message as merely "resolved" before we do.
+        self._answering: set[tuple[str, str]] = set()
 
     def on_request(self, session: Session, request_id: Any, method: str, params: dict) -> None:
         """A runtime request on a thread bound to a chat: show it there."""
@@ -107,13 +110,28 @@ class Approvals:
 
     def on_resolved(self, session: Session, request_id: Any) -> None:
         """The runtime says the request is no longer pending."""
-        self.channel.spawn(self.settle, session.id, request_id, "resolved")
+        if (session.id, json.dumps(request_id)) not in self._answering:
+            self.channel.spawn(self.settle, session.id, request_id, "resolved")
 
     async def settle(self, session_id: str, request_id: Any, outcome: str) -> None:
         """Record the outcome once and queue the message edit."""
         key = json.dumps(request_id)
         if await self.channel.store.run(tgr.settle_approval, session_id, key, outcome, now_ms()):
             self.channel.outbox.wake()
+
+    async def _answer(
+        self, session: Session, request_id: Any, decision: str, payload: dict[str, Any]
+    ) -> bool:
+        """Answer the runtime and settle the message, unless someone was first."""
+        key = (session.id, json.dumps(request_id))
+        self._answering.add(key)
+        try:
+            if not await session.answer_server_request(request_id, {"decision": decision}):
+                return False
+            await self.settle(session.id, request_id, f"{decision} by {payload.get('name')}")
+            return True
+        finally:
+            self._answering.discard(key)
 
     async def on_press(self, row: tgr.InboxItem) -> None:
         """A stored button press: answer the runtime (first wins) and settle the message."""
@@ -138,11 +156,8 @@ class Approvals:
                 answer = f"Already answered: {outcome}"
             elif session is None or decision is None:
                 answer = "This approval is no longer pending."
-            elif await session.answer_server_request(body.get("requestId"), {"decision": decision}):
+            elif await self._answer(session, body.get("requestId"), decision, payload):
                 answer = f"{decision}: sent"
-                await self.settle(
-                    session_id, body.get("requestId"), f"{decision} by {payload.get('name')}"
-                )
             else:
                 answer = "Someone else answered first."
                 await self.settle(session_id, body.get("requestId"), "answered elsewhere")
