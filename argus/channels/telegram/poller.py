@@ -69,11 +69,13 @@ class Poller:
         store: Store,
         settings: TelegramSettings,
         on_stored: Callable[[], None],
+        on_migrated: Callable[[int, int], None] = lambda old, new: None,
     ) -> None:
         self.api = api
         self.store = store
         self.settings = settings
         self.on_stored = on_stored
+        self.on_migrated = on_migrated
         self.bot: BotIdentity | None = None
         self.ready = trio.Event()
         self.conflicts = 0
@@ -213,6 +215,7 @@ class Poller:
     async def store_page(self, bot: BotIdentity, page: list[Any], offset: int) -> int:
         """Commit one page (ledger, inbox, offset); the next offset."""
         accepted: list[tuple[int, str | None, dict[str, Any] | None]] = []
+        migrations: list[tuple[int, int]] = []
         next_offset = offset
         for update in page:
             if not isinstance(update, dict) or not isinstance(update.get("update_id"), int):
@@ -223,9 +226,22 @@ class Poller:
             if found is None:
                 self._note_ignored_group(update)
                 accepted.append((update_id, None, None))
+            elif found[1].get("kind") == "migrate":
+                migrations.append((found[1]["from"], found[1]["to"]))
+                accepted.append((update_id, None, None))
             else:
                 accepted.append((update_id, found[0], found[1]))
-        added = await self.store.run(tgr.record_updates, bot.id, accepted, next_offset, now_ms())
+
+        def commit(conn: Any) -> int:
+            # A migration commits with its page, before any later message is visible.
+            added = tgr.record_updates(conn, bot.id, accepted, next_offset, now_ms())
+            for old, new in migrations:
+                tgr.migrate_chat(conn, old, new, now_ms())
+            return added
+
+        added = await self.store.run(commit)
+        for old, new in migrations:
+            self.on_migrated(old, new)
         if added:
             self.on_stored()
         return next_offset

@@ -85,7 +85,7 @@ class TelegramChannel(Channel):
         self.turn_inputs: dict[tuple[str, str], list[int]] = {}
         self.outbox = Outbox(self.api, store, settings, self.limiter, self.migrate)
         self.dispatcher = Dispatcher(self)
-        self.poller = Poller(self.api, store, settings, self.dispatcher.wake)
+        self.poller = Poller(self.api, store, settings, self.dispatcher.wake, self.migrated)
         self.live = Live(self.api, self.limiter)
         self.media = Media(self.api, settings.media_max_bytes)
         self.approvals = Approvals(self)
@@ -135,13 +135,17 @@ class TelegramChannel(Channel):
         self.thread_chats[(session_id, thread_id)] = key
 
     async def migrate(self, old_chat: int, new_chat: int) -> None:
-        """A group became a supergroup (``migrate_to_chat_id``): move everything along."""
-        moved = await self.store.run(tgr.migrate_chat, old_chat, new_chat, now_ms())
+        """A send learned that a group became a supergroup: move everything along."""
+        await self.store.run(tgr.migrate_chat, old_chat, new_chat, now_ms())
+        self.migrated(old_chat, new_chat)
+
+    def migrated(self, old_chat: int, new_chat: int) -> None:
+        """The store moved a chat (``migrate_to_chat_id``): follow in memory."""
         for key, value in list(self.thread_chats.items()):
             chat, sep, topic = value.partition(":")
             if chat == str(old_chat):
                 self.thread_chats[key] = str(new_chat) + sep + topic
-        log.info("telegram: chat %s migrated to %s (%s mapping(s))", old_chat, new_chat, moved)
+        log.info("telegram: chat %s migrated to %s", old_chat, new_chat)
         self.outbox.wake()
 
     # -- observer calls (synchronous, cheap) -----------------------------------------------
