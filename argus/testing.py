@@ -7,6 +7,8 @@ SIGTERM (then SIGKILL) afterwards. ``cpu`` pins the daemon to one core, as the b
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 import signal
@@ -130,8 +132,6 @@ def kill_bridges(home: Path) -> None:
 
     Bridges outlive their gateway by design; a test must not leave them behind.
     """
-    import json
-
     for pid_file in home.glob("sessions/*/bridge.json"):
         try:
             info = json.loads(pid_file.read_text())
@@ -160,8 +160,6 @@ def extra_ca_certs() -> str:
 
 def runtime_image_tag() -> str:
     """``argus-runtime:test-<hash>`` of everything that goes into the runtime image."""
-    import hashlib
-
     digest = hashlib.sha256()
     files = [REPO / "runtime" / "Dockerfile", REPO / "pyproject.toml"]
     files += sorted((REPO / "argus").rglob("*.py")) + sorted((REPO / "argus").rglob("*.md"))

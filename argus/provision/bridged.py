@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from ..bridge.client import BridgeRuntime
-from .base import ProvisionError, Runtime
+from .base import ProvisionError, Runtime, runtime_environment
+from .bridge_runtime import BridgeRuntime
 
 if TYPE_CHECKING:
     from .local import LocalProvisioner
@@ -85,8 +85,6 @@ def bridge_command(provisioner: LocalProvisioner, session_id: str) -> list[str]:
 
 
 async def _spawn(provisioner: LocalProvisioner, session_id: str, token: str) -> None:
-    from .local import runtime_environment
-
     home = provisioner.session_home(session_id)
     workspace = provisioner.workspace(session_id)[0]
     assert workspace is not None and provisioner.gateway is not None

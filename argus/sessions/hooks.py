@@ -48,6 +48,10 @@ class SessionHooks:
     def on_session_deleted(self, session_id: str) -> None:
         """The session was deleted for good (``DELETE /sessions/{id}``)."""
 
+    def session_busy(self, session_id: str) -> bool:
+        """Whether a turn runs in the session (the idle reaper leaves busy runtimes alone)."""
+        return False
+
     async def call_gateway_method(
         self, session: Session, method: str, params: dict[str, Any]
     ) -> Any:

@@ -16,11 +16,12 @@ from typing import Any
 import trio
 
 from ..config import Settings
+from ..procs import now_ms
 from ..provision.base import Provisioner, ProvisionError
 from ..store import records
 from ..store.db import Store
 from .hooks import NO_HOOKS, SessionHooks
-from .session import Session, SessionGone, now_ms
+from .session import Session, SessionGone
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,16 @@ def valid_session_id(value: str) -> bool:
     return bool(SESSION_ID_RE.match(value))
 
 
+class SessionTable(dict[str, Session]):
+    """The live sessions by id: written by the manager, read by whoever needs a lookup.
+
+    Why a table of its own: the manager calls automation (its ``SessionHooks``) and
+    automation looks sessions up by id. Both get this one table through their
+    constructors, so neither needs the other wired in after construction. Its size is
+    bounded by the manager (ARGUS_MAX_SESSIONS).
+    """
+
+
 class SessionManager:
     """Creates, finds and stops sessions."""
 
@@ -45,13 +56,13 @@ class SessionManager:
         provisioner: Provisioner,
         hooks: SessionHooks = NO_HOOKS,
         store: Store | None = None,
+        sessions: SessionTable | None = None,
     ) -> None:
         self.settings = settings
         self.provisioner = provisioner
         self.hooks = hooks
         self.store = store
-        self.is_busy: Any = lambda session_id: False  # automation: a turn is running
-        self.sessions: dict[str, Session] = {}
+        self.sessions = sessions if sessions is not None else SessionTable()
         self._nursery: trio.Nursery | None = None
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -139,7 +150,7 @@ class SessionManager:
             for session in list(self.sessions.values()):
                 if session.state != "running" or session.subscribers:
                     continue
-                if now - session.last_active_ms < idle_ms or self.is_busy(session.id):
+                if now - session.last_active_ms < idle_ms or self.hooks.session_busy(session.id):
                     continue
                 log.info("stopping idle runtime session=%s", session.id)
                 session.stop_runtime()
@@ -184,4 +195,4 @@ class SessionManager:
         return entries
 
 
-__all__ = ["SessionGone", "SessionManager", "TooManySessions", "valid_session_id"]
+__all__ = ["SessionGone", "SessionManager", "SessionTable", "TooManySessions", "valid_session_id"]

@@ -20,13 +20,13 @@ Routing, in short (docs/architecture.md has the full picture):
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
 import trio
 
 from ..config import Settings
+from ..procs import now_ms
 from ..protocol import messages as m
 from ..protocol.framing import LineSplitter, OversizedLine
 from ..protocol.handshake import Decision
@@ -52,11 +52,6 @@ NOISE_LOG_LIMIT = 50  # non-JSON stdout lines logged per runtime before going qu
 
 class SessionGone(Exception):
     """The session was stopped while the caller was using it."""
-
-
-def now_ms() -> int:
-    """Wall-clock milliseconds, for the timestamps clients see."""
-    return int(time.time() * 1000)
 
 
 class Session(ApprovalRouting):

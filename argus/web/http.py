@@ -11,20 +11,16 @@ import functools
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from quart import Response, jsonify, request
+from quart import Response, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
-from ..automation.engine import Automation
+from .. import auth
+from ..automation.service import Automation
 from ..config import Settings
 from ..sessions.manager import SessionManager
-from . import auth
-
-
-def error(status: int, code: str, detail: str) -> tuple[Response, int]:
-    """A JSON error body with a stable ``code``."""
-    return jsonify({"detail": detail, "code": code}), status
-
+from .automation_http import add_automation_routes
+from .errors import error, request_token
 
 View = Callable[..., Awaitable[Any]]
 
@@ -35,11 +31,7 @@ def admin_only(settings: Settings) -> Callable[[View], View]:
     def admin(view: View) -> View:
         @functools.wraps(view)
         async def wrapper(*args: Any, **kwargs: Any) -> Any:
-            token = auth.extract_token(
-                request.headers.get("authorization"),
-                {k: request.args.getlist(k) for k in ("token",) if k in request.args},
-            )
-            if not auth.token_matches(settings.admin_token, token):
+            if not auth.token_matches(settings.admin_token, request_token()):
                 return error(401, "unauthorized", "Unauthorized")
             return await view(*args, **kwargs)
 
@@ -100,7 +92,5 @@ def build_http_app(
         return {"ok": True, "sessionId": session_id}
 
     if automation is not None:
-        from .automation_http import add_automation_routes
-
         add_automation_routes(app, admin, manager, automation)
     return app

@@ -20,13 +20,13 @@ from urllib.parse import parse_qs
 
 import trio
 
+from .. import auth
 from ..config import Settings
 from ..protocol import messages as m
 from ..provision.base import ProvisionError
 from ..sessions.manager import SessionManager, TooManySessions, valid_session_id
 from ..sessions.session import Session, SessionGone
 from ..sessions.subscriber import Subscriber
-from . import auth
 
 log = logging.getLogger(__name__)
 

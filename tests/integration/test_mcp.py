@@ -12,7 +12,7 @@ from mcp import ClientSession
 from mcp.client.streamable_http import create_mcp_http_client, streamable_http_client
 from trio_websocket import ConnectionClosed, open_websocket_url
 
-from argus.tokens import derive_session_token
+from argus.auth import derive_session_token
 from tests.harness import connect, run_daemon
 from tests.integration.test_nodes import ADMIN, HEADERS, wait_node
 

@@ -11,7 +11,7 @@ import trio
 from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
-from argus.tokens import derive_session_token
+from argus.auth import derive_session_token
 from tests.conftest import DaemonFactory
 from tests.harness import connect
 from tests.nodes_helpers import ADMIN, wait_node

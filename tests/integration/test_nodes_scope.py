@@ -12,7 +12,7 @@ import pytest
 import trio
 from trio_websocket import ConnectionClosed, open_websocket_url
 
-from argus.tokens import derive_session_token
+from argus.auth import derive_session_token
 from tests.conftest import DaemonFactory
 from tests.harness import connect, ws_url
 from tests.nodes_helpers import ADMIN, node_host, nodes_url, wait_node

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from argus.web.auth import (
+from argus.auth import (
     extract_token,
     header,
     origin_allowed,

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from argus import workspace
 from argus.automation import cronspec, heartbeat, prompts, turn_input
 from argus.store.records import SystemEvent
 
@@ -72,11 +73,11 @@ def test_no_context_without_files_and_unreadable_files_say_so(tmp_path: Path) ->
 
 def test_templates_bootstrap_never_overwrites(tmp_path: Path) -> None:
     (tmp_path / "SOUL.md").write_text("mine\n")
-    written = prompts.bootstrap_templates(tmp_path)
+    written = workspace.bootstrap_templates(tmp_path)
     assert sorted(written) == ["AGENTS.md", "HEARTBEAT.md", "USER.md"]
     assert (tmp_path / "SOUL.md").read_text() == "mine\n"
     assert not (tmp_path / "AGENTS.md").read_text().startswith("---")
-    assert prompts.bootstrap_templates(tmp_path) == []
+    assert workspace.bootstrap_templates(tmp_path) == []
 
 
 def test_followup_wrapper() -> None:
@@ -104,7 +105,7 @@ def test_heartbeat_tasks_detection(text: str, empty: bool) -> None:
 
 
 def test_shipped_heartbeat_template_has_no_tasks(tmp_path: Path) -> None:
-    prompts.bootstrap_templates(tmp_path)
+    workspace.bootstrap_templates(tmp_path)
     assert heartbeat.heartbeat_has_tasks(tmp_path) is False
 
 

@@ -6,9 +6,9 @@ from typing import Any
 
 import trio
 
+from argus.auth import derive_session_token
 from argus.nodes.registry import NodeConnection, NodeRegistry
 from argus.nodes.scope import ADMIN, Principal, Scopes, parse_allow_list
-from argus.tokens import derive_session_token
 
 
 def node(

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from argus.tokens import derive_session_token, load_or_create_secret, session_of_token
+from argus.auth import derive_session_token, load_or_create_secret, session_of_token
 
 
 def test_derivation_is_stable_and_scoped() -> None:

@@ -19,8 +19,8 @@ from typing import Any
 
 import trio
 
-from ..provision.base import ExitStatus, ProvisionError, Runtime
-from . import protocol as p
+from ..protocol import bridge as p
+from .base import ExitStatus, ProvisionError, Runtime
 
 log = logging.getLogger(__name__)
 

@@ -14,14 +14,12 @@ deleted. All file I/O runs in worker threads.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 import shutil
 import signal
 import subprocess
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import trio
+
+from ..procs import ByteTail, now_ms, read_chunks, signal_group
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +40,6 @@ MAX_RUNNING = 64
 KILL_GRACE_S = 2.0
 
 
-def now_ms() -> int:
-    """Wall-clock milliseconds."""
-    return int(time.time() * 1000)
-
-
 def child_environment(extra: dict[str, str] | None) -> dict[str, str]:
     """The node-host's environment minus every ARGUS_* variable, plus ``extra``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ARGUS_")}
@@ -52,28 +47,9 @@ def child_environment(extra: dict[str, str] | None) -> dict[str, str]:
     return env
 
 
-class Tail:
-    """The last ``TAIL_CAP`` bytes of a stream and its total size."""
-
-    def __init__(self) -> None:
-        self.data = bytearray()
-        self.total = 0
-
-    def feed(self, chunk: bytes) -> None:
-        """Append, keeping only the tail."""
-        self.total += len(chunk)
-        self.data += chunk
-        if len(self.data) > TAIL_CAP:
-            del self.data[: len(self.data) - TAIL_CAP]
-
-    def text(self, limit: int = TAIL_CAP) -> str:
-        """The last ``limit`` bytes, decoded."""
-        return bytes(self.data[-limit:]).decode("utf-8", "replace")
-
-    @property
-    def truncated(self) -> bool:
-        """Whether output was dropped from the tail."""
-        return self.total > len(self.data)
+def new_tail() -> ByteTail:
+    """The kept end of one job stream (``TAIL_CAP`` bytes)."""
+    return ByteTail(TAIL_CAP)
 
 
 @dataclass(eq=False)
@@ -82,8 +58,8 @@ class Job:
 
     meta: dict[str, Any]
     process: trio.Process | None = None
-    stdout: Tail = field(default_factory=Tail)
-    stderr: Tail = field(default_factory=Tail)
+    stdout: ByteTail = field(default_factory=new_tail)
+    stderr: ByteTail = field(default_factory=new_tail)
     finished: trio.Event = field(default_factory=trio.Event)
 
     @property
@@ -187,7 +163,7 @@ class JobStore:
                     await process.wait()
                 if process.returncode is None:
                     job.meta["timedOut"] = True
-                    kill_group(process, signal.SIGKILL)
+                    signal_group(process, signal.SIGKILL)
             await process.wait()
         rc = process.returncode
         job.meta.update(
@@ -210,11 +186,11 @@ class JobStore:
         process = job.process
         if process is None or process.returncode is not None:
             return "none"
-        kill_group(process, signal.SIGTERM)
+        signal_group(process, signal.SIGTERM)
         with trio.move_on_after(KILL_GRACE_S):
             await job.finished.wait()
             return "SIGTERM"
-        kill_group(process, signal.SIGKILL)
+        signal_group(process, signal.SIGKILL)
         with trio.move_on_after(KILL_GRACE_S):
             await job.finished.wait()
         return "SIGKILL"
@@ -276,25 +252,10 @@ class JobStore:
         return meta
 
 
-def kill_group(process: trio.Process, sig: int) -> None:
-    """Signal the whole process group (what the job started, too)."""
-    try:
-        os.killpg(process.pid, sig)
-    except (ProcessLookupError, PermissionError):
-        with contextlib.suppress(ProcessLookupError):
-            process.send_signal(sig)
-
-
-async def _pump(stream: trio.abc.ReceiveStream, tail: Tail, path: Path) -> None:
+async def _pump(stream: trio.abc.ReceiveStream, tail: ByteTail, path: Path) -> None:
     written = 0
     with open(path, "ab") as f:  # noqa: ASYNC230 - writes go through to_thread below
-        while True:
-            try:
-                chunk = await stream.receive_some(65536)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                return
-            if not chunk:
-                return
+        async for chunk in read_chunks(stream):
             tail.feed(chunk)
             if written < LOG_CAP:
                 piece = chunk[: LOG_CAP - written]

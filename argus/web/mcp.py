@@ -34,9 +34,10 @@ from typing import Any
 from quart import Response, jsonify, request
 from quart_trio import QuartTrio
 
-from ..web import auth
-from .scope import Principal, Scopes
-from .tools import NodeTools
+from .. import auth
+from ..nodes.scope import Principal, Scopes
+from ..nodes.tools import NodeTools
+from .errors import error, request_token
 
 VERSIONS = ("2025-11-25", "2025-06-18", "2025-03-26")
 MAX_SESSIONS = 10_000
@@ -146,20 +147,13 @@ def add_mcp_routes(
 ) -> None:
     """Register ``/mcp`` (POST, GET, DELETE) on the Quart app."""
 
-    def fail(status: int, detail: str, code: str) -> tuple[Response, int]:
-        return jsonify({"detail": detail, "code": code}), status
-
     def caller() -> tuple[Principal | None, tuple[Response, int] | None]:
         origin = request.headers.get("origin")
         if origin is not None and not auth.origin_allowed(origin, allowed_origins):
-            return None, fail(403, "Origin not allowed", "forbidden_origin")
-        token = auth.extract_token(
-            request.headers.get("authorization"),
-            {k: request.args.getlist(k) for k in ("token",) if k in request.args},
-        )
-        principal = scopes.principal(token)
+            return None, error(403, "forbidden_origin", "Origin not allowed")
+        principal = scopes.principal(request_token())
         if principal is None:
-            return None, fail(401, "Unauthorized", "unauthorized")
+            return None, error(401, "unauthorized", "Unauthorized")
         return principal, None
 
     @app.post("/mcp")
@@ -170,13 +164,13 @@ def add_mcp_routes(
         assert principal is not None
         accept = request.headers.get("accept")
         if accept and not any(a in accept for a in ("application/json", "*/*", "application/*")):
-            return fail(406, "Accept must include application/json", "not_acceptable")
+            return error(406, "not_acceptable", "Accept must include application/json")
         body = await request.get_json(force=True, silent=True)
         if not isinstance(body, dict | list):
-            return fail(400, "Invalid JSON body", "invalid_json")
+            return error(400, "invalid_json", "Invalid JSON body")
         messages = body if isinstance(body, list) else [body]
         if len(messages) > MAX_BATCH:
-            return fail(400, f"Batch larger than {MAX_BATCH} messages", "batch_too_large")
+            return error(400, "batch_too_large", f"Batch larger than {MAX_BATCH} messages")
         only_initialize = all(
             isinstance(m, dict) and m.get("method") == "initialize" for m in messages
         )
@@ -184,17 +178,17 @@ def add_mcp_routes(
         if not only_initialize:
             version = request.headers.get("mcp-protocol-version")
             if version is not None and version not in VERSIONS:
-                return fail(400, f"Unsupported MCP-Protocol-Version: {version}", "bad_version")
+                return error(400, "bad_version", f"Unsupported MCP-Protocol-Version: {version}")
             session_id = request.headers.get("mcp-session-id")
             needs_session = any(
                 isinstance(m, dict) and "id" in m and "method" in m for m in messages
             )
             if session_id is None and needs_session:
-                return fail(400, "Missing MCP-Session-Id header", "missing_session")
+                return error(400, "missing_session", "Missing MCP-Session-Id header")
             if session_id is not None:
                 session = server.session(session_id, principal)
                 if session is None:
-                    return fail(404, "Unknown MCP session", "unknown_session")
+                    return error(404, "unknown_session", "Unknown MCP session")
         headers: dict[str, str] = {}
         replies = [await server.handle(principal, m, session, headers) for m in messages]
         replies = [r for r in replies if r is not None]
@@ -210,8 +204,8 @@ def add_mcp_routes(
         _, problem = caller()
         if problem is not None:
             return problem
-        response, status = fail(
-            405, "This MCP endpoint does not open SSE streams", "method_not_allowed"
+        response, status = error(
+            405, "method_not_allowed", "This MCP endpoint does not open SSE streams"
         )
         response.headers["Allow"] = "POST, DELETE"
         return response, status
@@ -223,8 +217,8 @@ def add_mcp_routes(
             return problem
         session_id = request.headers.get("mcp-session-id")
         if not session_id:
-            return fail(400, "Missing MCP-Session-Id header", "missing_session")
+            return error(400, "missing_session", "Missing MCP-Session-Id header")
         if server.session(session_id, principal) is None:  # type: ignore[arg-type]
-            return fail(404, "Unknown MCP session", "unknown_session")
+            return error(404, "unknown_session", "Unknown MCP session")
         del server.sessions[session_id]
         return {"ok": True}

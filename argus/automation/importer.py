@@ -12,9 +12,9 @@ import json
 import sqlite3
 from typing import Any
 
-from ..automation import cronspec
-from ..automation.legacy_state import LegacyState
-from . import records
+from ..store import records
+from . import cronspec
+from .legacy_state import LegacyState
 
 
 def import_legacy(

@@ -12,11 +12,12 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from .registry import NodeConnection
-from .scope import RUNTIME_PREFIX
+from ..nodes.registry import NodeConnection
+from ..nodes.scope import RUNTIME_PREFIX
+from . import api
 
 if TYPE_CHECKING:
-    from ..automation.engine import Automation
+    from .engine import Engine
 
 log = logging.getLogger(__name__)
 TAIL_CHARS = 4000
@@ -57,7 +58,7 @@ def target_session(conn: NodeConnection, payload: dict[str, Any]) -> str | None:
     return named.strip() if isinstance(named, str) and named.strip() else None
 
 
-def make_event_handler(engine: Automation | None) -> Any:
+def make_event_handler(engine: Engine | None) -> Any:
     """The ``/nodes/ws`` event callback, wired to the automation engine when there is one."""
 
     async def on_event(conn: NodeConnection, event: str, payload: dict[str, Any]) -> None:
@@ -70,8 +71,6 @@ def make_event_handler(engine: Automation | None) -> Any:
                 "node event dropped (no session) node=%s job=%s", conn.node_id, payload.get("jobId")
             )
             return
-        from ..automation import api
-
         meta = {
             k: payload.get(k) for k in ("jobId", "argv", "cwd", "exitCode", "signal", "timedOut")
         }

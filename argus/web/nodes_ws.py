@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs
 
 import trio
 
-from ..web import auth
-from .registry import NodeConnection, NodeRegistry
-from .scope import Scopes, runtime_node_id
+from .. import auth
+from ..nodes.registry import NodeConnection, NodeRegistry
+from ..nodes.scope import Scopes, runtime_node_id
+from ..procs import now_ms
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +147,7 @@ class NodesEndpoint:
                 if not isinstance(payload, dict):
                     continue
                 event = frame.get("event")
-                conn.last_seen_ms = _now_ms()
+                conn.last_seen_ms = now_ms()
                 if event == "node.invoke.result":
                     if str(payload.get("nodeId") or "") == conn.node_id:
                         self.registry.on_result(conn, payload)
@@ -156,10 +156,6 @@ class NodesEndpoint:
                         await self.on_event(conn, event, payload)
         finally:
             done.cancel()
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def _json_object(text: Any) -> dict[str, Any] | None:
