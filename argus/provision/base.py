@@ -22,8 +22,11 @@ import trio
 
 from ..auth import derive_session_token
 from ..config import Settings
+from ..protocol.framing import LineSplitter, OversizedLine
 
 log = logging.getLogger(__name__)
+
+READ_CHUNK = 128 * 1024  # runtime output read at a time
 
 
 class ProvisionError(Exception):
@@ -40,10 +43,16 @@ class ExitStatus:
 
 
 class Runtime(abc.ABC):
-    """One running runtime: a JSONL byte stream plus a way to learn how it ended."""
+    """One running runtime: a JSONL byte stream plus a way to learn how it ended.
+
+    This is everything a session uses of a runtime. Stream runtimes (a child process, a
+    TCP connection) implement the three byte-level methods; ``receive_lines`` splits their
+    output into lines, once. A runtime behind a bridge is a ``NumberedRuntime``.
+    """
 
     #: Shown in ``GET /sessions`` (``pid`` for local, ``containerId``/``name`` for docker).
     info: dict[str, Any]
+    _splitter: LineSplitter | None = None
 
     @abc.abstractmethod
     async def receive_some(self, max_bytes: int) -> bytes:
@@ -56,6 +65,55 @@ class Runtime(abc.ABC):
     @abc.abstractmethod
     async def wait_exit(self) -> ExitStatus:
         """Wait for the runtime to end, after its output reached EOF."""
+
+    async def receive_lines(self, line_limit: int) -> list[bytes | OversizedLine]:
+        """The next whole output lines (at least one), or ``[]`` at EOF.
+
+        A line longer than ``line_limit`` comes as an ``OversizedLine`` marker instead; a
+        final line without a newline still counts.
+        """
+        splitter = self._splitter
+        if splitter is None:
+            splitter = self._splitter = LineSplitter(line_limit)
+        while True:
+            data = await self.receive_some(READ_CHUNK)
+            if not data:
+                return splitter.close()
+            lines = splitter.feed(data)
+            if lines:
+                return lines
+
+    def keep_running_on_close(self) -> None:
+        """Leave the runtime running when its connection closes (a gateway shutdown).
+
+        Only a runtime that outlives its connection (behind a bridge) can; a plain child
+        process stops with its connection whatever this says, so the default does nothing.
+        """
+        return
+
+
+class NumberedRuntime(Runtime):
+    """A runtime behind ``argus bridge``: its lines carry numbers that outlive the gateway.
+
+    A session's ``seq`` is then ``base + line number``, the same before and after a gateway
+    restart (``sessions/numbered.py`` aligns the replay log). The bridge also numbers the
+    gateway's own notes into the stream (``send_note``), and caches the ``initialize``
+    result so a new gateway does not send a second one.
+    """
+
+    instance: str | None
+    base: int
+    first: int
+    head: int
+    initialize_result: Any
+
+    @abc.abstractmethod
+    async def hello(self, since: int, base: int, instance: str | None = None) -> None:
+        """Authenticate and learn the numbering (``instance``, ``base``, ``first``, ``head``)."""
+
+    @abc.abstractmethod
+    async def send_note(self, line: bytes) -> bool:
+        """Have a gateway note numbered into the stream; whether it was sent."""
 
 
 @dataclass(frozen=True)

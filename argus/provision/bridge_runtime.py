@@ -4,11 +4,12 @@
 ``hello(since, base)`` first: the bridge checks the token and answers with its numbering
 (``base``, ``first``, ``head``), the cached ``initialize`` result and, if the runtime ended
 while no gateway was there, its exit report; then it replays retained lines after
-``since``. Afterwards ``receive_some`` yields runtime output as JSONL bytes (one line per
-numbered frame, in order) and ``b""`` once the runtime's exit was reported.
+``since``. Afterwards ``receive_lines`` yields runtime output lines (one per numbered frame, in
+order) and ``[]`` once the runtime's exit was reported.
 
-``numbered`` tells the session that the runtime's lines carry stable numbers: session
-``seq`` = ``base`` + line number, the same before and after a gateway restart.
+Being a ``NumberedRuntime`` tells the session that the lines carry stable numbers: session
+``seq`` = ``base`` + line number, the same before and after a gateway restart. Lines are
+handed over whole (``receive_lines``): the bridge split them once, nobody splits again.
 """
 
 from __future__ import annotations
@@ -20,17 +21,17 @@ from typing import Any
 import trio
 
 from ..protocol import bridge as p
-from .base import ExitStatus, ProvisionError, Runtime
+from ..protocol.framing import OversizedLine
+from .base import ExitStatus, NumberedRuntime, ProvisionError
 
 log = logging.getLogger(__name__)
 
 HELLO_TIMEOUT_S = 10.0
+READ_BATCH_BYTES = 128 * 1024  # lines handed to the session at a time
 
 
-class BridgeRuntime(Runtime):
-    """A runtime behind ``argus bridge``."""
-
-    numbered = True
+class BridgeRuntime(NumberedRuntime):
+    """A runtime behind ``argus bridge``: lines arrive whole, one per numbered frame."""
 
     def __init__(
         self, stream: trio.abc.Stream, token: str, info: dict[str, Any], line_limit: int
@@ -47,7 +48,7 @@ class BridgeRuntime(Runtime):
         self.initialize_result: Any = None
         self.exit_report: dict[str, Any] | None = None
         self.last_seq = 0
-        self.stop_on_close = True  # False: leave the runtime running (gateway shutdown)
+        self._stop_on_close = True  # False: leave the runtime running (gateway shutdown)
         self._send_lock = trio.Lock()
         self._eof = False
 
@@ -97,17 +98,19 @@ class BridgeRuntime(Runtime):
                 return b"", b""
         return self.frames.pop(0)
 
-    async def receive_some(self, max_bytes: int) -> bytes:
-        """The next runtime lines as JSONL bytes; ``b""`` when the runtime ended.
+    async def receive_lines(self, line_limit: int) -> list[bytes | OversizedLine]:
+        """The next runtime lines, whole, as the bridge numbered them; ``[]`` when it ended.
 
+        The bridge already split the runtime's output (and replaced an over-long line with
+        a warning note), so each frame is one line: nothing is split a second time here.
         Always a scheduling point, even when the lines were already buffered: the session's
-        reader must let the clients' senders run between chunks, or a burst the bridge
+        reader must let the clients' senders run between batches, or a burst the bridge
         kept for us would pile up in every client's backlog at once.
         """
         await trio.lowlevel.checkpoint()
         if self._eof:
-            return b""
-        out: list[bytes] = []
+            return []
+        out: list[bytes | OversizedLine] = []
         size = 0
         while True:
             if out and not self.frames:
@@ -120,9 +123,9 @@ class BridgeRuntime(Runtime):
                 if seq != self.last_seq + 1:
                     log.warning("bridge line numbers jump from %s to %s", self.last_seq, seq)
                 self.last_seq = seq
-                out.append(line + b"\n")
+                out.append(line)
                 size += len(line) + 1
-                if size >= max_bytes:
+                if size >= READ_BATCH_BYTES:
                     break
             elif kind == p.EXIT:
                 self.exit_report = json.loads(payload)
@@ -136,7 +139,16 @@ class BridgeRuntime(Runtime):
                 break
         if not out and self.exit_report is not None and not self.frames:
             self._eof = True
-        return b"".join(out)
+        return out
+
+    async def receive_some(self, max_bytes: int) -> bytes:
+        """The same lines as JSONL bytes (for byte-level readers; sessions read lines)."""
+        lines = await self.receive_lines(max_bytes)
+        return b"".join(line + b"\n" for line in lines if isinstance(line, bytes))
+
+    def keep_running_on_close(self) -> None:
+        """A gateway shutdown: close the connection without ``stop``; the bridge carries on."""
+        self._stop_on_close = False
 
     async def _send(self, data: bytes) -> None:
         async with self._send_lock:
@@ -168,7 +180,7 @@ class BridgeRuntime(Runtime):
             try:
                 if self.exit_report is not None:
                     await self._send(p.frame(p.ACK_EXIT, b""))
-                elif self.stop_on_close:
+                elif self._stop_on_close:
                     await self._send(p.frame(p.STOP, b""))
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 pass

@@ -9,7 +9,7 @@ meanwhile. The bridge also supervises the session's node-host, so the runtime no
 as long as the runtime.
 
 Closing the runtime (the session's nursery ends) stops the bridge on ``DELETE`` or a
-runtime exit, and leaves it running on a gateway shutdown (``stop_on_close = False``).
+runtime exit, and leaves it running on a gateway shutdown (``keep_running_on_close``).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from typing import Any
 import trio
 
 from ..protocol.handshake import Handshake
-from ..provision.base import Runtime
+from ..provision.base import NumberedRuntime, Runtime
 
 FIRST_UPSTREAM_ID = 1_000_000_000
 
@@ -92,7 +92,9 @@ class RuntimeConnection:
         self.closed = False
         # A bridged runtime numbers its lines: every line then takes exactly one replay
         # entry (placeholders for lines not broadcast) so session seq = base + number.
-        self.numbered = bool(getattr(runtime, "numbered", False))
+        self.numbered: NumberedRuntime | None = (
+            runtime if isinstance(runtime, NumberedRuntime) else None
+        )
 
     async def write(self, data: bytes) -> bool:
         """Write whole lines to the runtime; False if it is gone.

@@ -18,8 +18,9 @@ a client attaching with ``since`` gets everything.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ..provision.base import NumberedRuntime
 from .connection import RuntimeConnection
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-async def adopt(session: Session, runtime: Any, conn: RuntimeConnection) -> int:
+async def adopt(session: Session, runtime: NumberedRuntime, conn: RuntimeConnection) -> int:
     """Handshake with the bridge and align the replay log; returns the backlog's last seq."""
     replay = session.replay
     known = session.bridge_instance

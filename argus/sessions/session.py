@@ -28,7 +28,7 @@ import trio
 from ..config import Settings
 from ..procs import now_ms
 from ..protocol import messages as m
-from ..protocol.framing import LineSplitter, OversizedLine
+from ..protocol.framing import OversizedLine
 from ..protocol.handshake import Decision
 from ..provision.base import ExitStatus, Provisioner, ProvisionError, Runtime
 from . import numbered
@@ -46,7 +46,6 @@ from .subscriber import SendText, Subscriber, cut_off_laggards
 
 log = logging.getLogger(__name__)
 
-READ_CHUNK = 128 * 1024
 NOISE_LOG_LIMIT = 50  # non-JSON stdout lines logged per runtime before going quiet
 
 
@@ -121,7 +120,7 @@ class Session(ApprovalRouting):
         """
         self._stopping = True
         if keep_runtime and self._conn is not None:
-            self._conn.runtime.stop_on_close = False  # type: ignore[attr-defined]
+            self._conn.runtime.keep_running_on_close()
         for sub in list(self.subscribers.values()):
             sub.request_close(code, reason, drain=False)
         self._stop_requested.set()
@@ -158,17 +157,17 @@ class Session(ApprovalRouting):
         try:
             async with self._provisioner.open_runtime(self.id) as runtime:
                 conn = RuntimeConnection(runtime)
-                backlog = await numbered.adopt(self, runtime, conn) if conn.numbered else 0
+                bridged = conn.numbered
+                backlog = await numbered.adopt(self, bridged, conn) if bridged else 0
                 self.runtime_info = dict(runtime.info)
                 self._conn = conn
                 self._noise_logged = 0
                 self.runtime_generation += 1
                 self.hooks.on_runtime_started(self)
-                splitter = LineSplitter(self.settings.jsonl_line_limit_bytes)
                 if backlog > self.replay.last_seq:
-                    await self._read_runtime(runtime, conn, splitter, until=backlog)
+                    await self._read_runtime(runtime, conn, until=backlog)
                 task_status.started()
-                await self._read_runtime(runtime, conn, splitter)
+                await self._read_runtime(runtime, conn)
                 with trio.move_on_after(self.settings.stop_timeout_s):
                     status = await runtime.wait_exit()
         finally:
@@ -181,23 +180,22 @@ class Session(ApprovalRouting):
         self,
         runtime: Runtime,
         conn: RuntimeConnection,
-        splitter: LineSplitter,
         until: int | None = None,
     ) -> None:
         """Route runtime output until EOF (or, catching up, until ``seq`` reaches ``until``)."""
+        line_limit = self.settings.jsonl_line_limit_bytes
         while until is None or self.replay.last_seq < until:
-            data = await runtime.receive_some(READ_CHUNK)
-            # Judge lag before this chunk lands: a client is too slow when it has not
-            # taken what was there before, not because one chunk arrived at once.
+            lines = await runtime.receive_lines(line_limit)
+            # Judge lag before this batch lands: a client is too slow when it has not
+            # taken what was there before, not because one batch arrived at once.
             cut_off_laggards(self.subscribers.values(), self.settings.client_queue_bytes, self.id)
-            lines = splitter.feed(data) if data else splitter.close()
             for line in lines:
                 before = self.replay.last_seq
                 self._handle_runtime_line(conn, line)
                 if conn.numbered and self.replay.last_seq == before:
                     self.replay.append("", directed=True)  # keep seq = base + line number
             self._after_batch()
-            if not data:
+            if not lines:
                 return
 
     def _on_runtime_exit(self, conn: RuntimeConnection, status: ExitStatus | None) -> None:
@@ -546,8 +544,9 @@ class Session(ApprovalRouting):
         """
         text = m.notification(method, params)
         conn = self._conn
-        if conn is not None and conn.numbered and not conn.closed and self._nursery:
-            self._nursery.start_soon(conn.runtime.send_note, text.encode())  # type: ignore[attr-defined]
+        bridged = conn.numbered if conn is not None else None
+        if bridged is not None and conn is not None and not conn.closed and self._nursery:
+            self._nursery.start_soon(bridged.send_note, text.encode())
             return
         self._broadcast(text)
         self._after_batch()

@@ -106,14 +106,15 @@ async def test_a_corrupt_database_stops_the_daemon_with_a_message(tmp_path: Path
     db = home / "gateway" / "argus.db"
     db.parent.mkdir(parents=True)
     db.write_bytes(b"garbage" * 1000)
-    proc = await trio.run_process(
-        [sys.executable, "-m", "argus", "serve", "--port", "0"],
-        env=daemon_env(home),
-        capture_stdout=True,
-        capture_stderr=True,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
+    with trio.fail_after(60):  # it must exit by itself, never start serving
+        proc = await trio.run_process(
+            [sys.executable, "-m", "argus", "serve", "--port", "0"],
+            env=daemon_env(home),
+            capture_stdout=True,
+            capture_stderr=True,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
     assert proc.returncode == 3
     message = proc.stderr.decode()
     assert "not a usable SQLite database" in message and str(db) in message

@@ -54,13 +54,14 @@ STATE = {
 
 
 async def import_state(home: Path, path: Path) -> subprocess.CompletedProcess[bytes]:
-    return await trio.run_process(
-        [sys.executable, "-m", "argus", "import-state", str(path)],
-        env=daemon_env(home),
-        capture_stdout=True,
-        capture_stderr=True,
-        check=False,
-    )
+    with trio.fail_after(60):
+        return await trio.run_process(
+            [sys.executable, "-m", "argus", "import-state", str(path)],
+            env=daemon_env(home),
+            capture_stdout=True,
+            capture_stderr=True,
+            check=False,
+        )
 
 
 async def test_import_then_serve(tmp_path: Path) -> None:
