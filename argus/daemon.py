@@ -113,7 +113,9 @@ def build_asgi(
     )
     ws_routes = {
         "/ws": WsEndpoint(settings, manager),
-        "/nodes/ws": NodesEndpoint(registry, scopes, make_event_handler(automation)),
+        "/nodes/ws": NodesEndpoint(
+            registry, scopes, make_event_handler(automation), settings.allowed_origins
+        ),
     }
     return ArgusAsgi(http_app, ws_routes), registry
 

@@ -9,8 +9,10 @@ on the session's main thread.
 
 It never dies of a network problem: every failed or lost connection is retried with
 jittered exponential backoff (1 s doubling to 30 s), forever. The token goes in an
-``Authorization`` header, never the URL. Events that cannot be sent while disconnected wait
-in a bounded queue (oldest dropped past ``MAX_QUEUED_EVENTS``, with a log line).
+``Authorization`` header, never the URL (a ``?token=`` in ``--url``, the original README's
+form, is taken out of it, with a warning that it showed in the process list). Events that
+cannot be sent while disconnected wait in a bounded queue (oldest dropped past
+``MAX_QUEUED_EVENTS``, with a log line).
 
 ``--allow``/``--deny`` restrict which executables ``system.run`` may start (glob patterns
 on ``argv[0]`` and its basename); a deny always wins, and with any ``--allow`` only matching
@@ -33,6 +35,7 @@ import socket
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import trio
 from trio_websocket import ConnectionClosed, HandshakeError, open_websocket_url
@@ -469,6 +472,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def split_url_token(url: str) -> tuple[str, str | None]:
+    """The URL without its ``token`` query parameter, and that token (None if absent)."""
+    parts = urlsplit(url)
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    tokens = [value for key, value in pairs if key == "token"]
+    if not tokens:
+        return url, None
+    query = urlencode([(key, value) for key, value in pairs if key != "token"])
+    return urlunsplit(parts._replace(query=query)), tokens[0] or None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``argus node-host``."""
     options = build_parser().parse_args(argv)
@@ -478,9 +492,16 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    if "token=" in options.url:
-        print("argus node-host: pass the token with --token, not in the URL", file=sys.stderr)
-        return 2
+    options.url, url_token = split_url_token(options.url)
+    if url_token is not None:
+        # The original README's invocation: accepted, but the token moves to a header.
+        print(
+            "argus node-host: warning: a token in --url is visible to every user of this "
+            "machine in the process list; it is sent as an Authorization header, not in "
+            "the URL. Prefer --token or ARGUS_NODE_TOKEN.",
+            file=sys.stderr,
+        )
+        options.token = options.token or url_token
     options.display_name = options.display_name or options.node_id
     if options.state_dir is None:
         options.state_dir = str(Path.home() / ".argus" / "node-host" / safe_name(options.node_id))

@@ -14,14 +14,13 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import parse_qs
 
 import trio
 
-from .. import auth
 from ..nodes.registry import NodeConnection, NodeRegistry
 from ..nodes.scope import Scopes, runtime_node_id
 from ..procs import now_ms
+from .accept import accept, close_reason
 
 log = logging.getLogger(__name__)
 
@@ -54,18 +53,19 @@ class NodesEndpoint:
         registry: NodeRegistry,
         scopes: Scopes,
         on_event: NodeEventHandler | None = None,
+        allowed_origins: tuple[str, ...] = (),
     ) -> None:
+        self.allowed_origins = allowed_origins
         self.registry = registry
         self.scopes = scopes
         self.on_event = on_event
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         """Serve one node connection."""
-        if (await receive())["type"] != "websocket.connect":
+        accepted = await accept(scope, receive, send, self.allowed_origins)
+        if accepted is None:
             return
-        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-        token = auth.extract_token(auth.header(scope["headers"], b"authorization"), query)
-        await send({"type": "websocket.accept"})
+        token = accepted.token
         lock = trio.Lock()
 
         async def send_frame(frame: dict[str, Any]) -> None:
@@ -76,7 +76,9 @@ class NodesEndpoint:
         async def close(code: int, reason: str) -> None:
             with trio.move_on_after(SEND_TIMEOUT_S):
                 async with lock:
-                    await send({"type": "websocket.close", "code": code, "reason": reason[:120]})
+                    await send(
+                        {"type": "websocket.close", "code": code, "reason": close_reason(reason)}
+                    )
 
         principal = self.scopes.node_principal(token)
         if principal is None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 from typing import Any
-from urllib.parse import parse_qs
 
 import trio
 
@@ -27,16 +26,11 @@ from ..provision.base import ProvisionError
 from ..sessions.manager import SessionManager, TooManySessions, valid_session_id
 from ..sessions.session import Session, SessionGone
 from ..sessions.subscriber import Subscriber
+from .accept import accept, close_reason
 
 log = logging.getLogger(__name__)
 
 CLOSE_TIMEOUT_S = 5.0
-MAX_REASON = 120  # a close reason must fit in 123 bytes
-
-
-def _reason(text: str) -> str:
-    data = text.encode("utf-8")[:MAX_REASON]
-    return data.decode("utf-8", "ignore")
 
 
 class WsEndpoint:
@@ -48,22 +42,16 @@ class WsEndpoint:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         """Serve one WebSocket connection."""
-        message = await receive()
-        if message["type"] != "websocket.connect":
+        accepted = await accept(scope, receive, send, self.settings.allowed_origins)
+        if accepted is None:
             return
-        headers = scope["headers"]
-        origin = auth.header(headers, b"origin")
-        if not auth.origin_allowed(origin, self.settings.allowed_origins):
-            log.warning("websocket refused: origin %r is not allowed", origin)
-            await send({"type": "websocket.close", "code": 1008})  # before accept: HTTP 403
-            return
-        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-        token = auth.extract_token(auth.header(headers, b"authorization"), query)
-        await send({"type": "websocket.accept"})
+        query, token = accepted.query, accepted.token
 
         async def close(code: int, reason: str) -> None:
             with trio.move_on_after(CLOSE_TIMEOUT_S):
-                await send({"type": "websocket.close", "code": code, "reason": _reason(reason)})
+                await send(
+                    {"type": "websocket.close", "code": code, "reason": close_reason(reason)}
+                )
 
         if not auth.token_matches(self.settings.admin_token, token):
             await close(1008, "Unauthorized")

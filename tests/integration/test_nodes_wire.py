@@ -4,14 +4,23 @@ WebSocket (so the frames are exactly the original's wire format)."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
 import trio
-from trio_websocket import ConnectionClosed, WebSocketConnection, open_websocket_url
+from trio_websocket import (
+    ConnectionClosed,
+    HandshakeError,
+    WebSocketConnection,
+    open_websocket_url,
+)
 
+from argus.procs import read_chunks
 from tests.conftest import DaemonFactory
 from tests.harness import Daemon
 from tests.nodes_helpers import ADMIN, invoke, nodes_url, wait_node
@@ -198,3 +207,53 @@ async def test_node_token_setting(daemon_factory: DaemonFactory) -> None:
             # The node token opens nothing else.
             async with d.http("node-only") as http:
                 assert (await http.get("/nodes")).status_code == 401
+
+
+async def test_a_foreign_origin_cannot_open_nodes_ws(daemon_factory: DaemonFactory) -> None:
+    # Loopback, no token: the default a browser page would attack. Any site's page could
+    # otherwise register a node offering system.run from a visitor's browser.
+    with trio.fail_after(30):
+        async with daemon_factory(ARGUS_RUNTIME_NODE="0") as d:
+            with pytest.raises(HandshakeError) as refused:
+                async with open_websocket_url(
+                    nodes_url(d), extra_headers=[("Origin", "https://evil.example")]
+                ):
+                    pass
+            assert getattr(refused.value, "status_code", None) == 403
+            # The local console's origin still connects, as on /ws.
+            async with open_websocket_url(
+                nodes_url(d), extra_headers=[("Origin", "http://127.0.0.1:3000")]
+            ) as ws:
+                await ws.send_message(json.dumps({"type": "connect", "nodeId": "laptop"}))
+                frame = json.loads(await ws.get_message())
+                assert frame["event"] == "node.connected"
+
+
+async def test_the_original_readme_node_host_invocation_connects(
+    daemon_factory: DaemonFactory, tmp_path: Any
+) -> None:
+    # `argus node-host --url "ws://HOST:8080/nodes/ws?token=..."`, as the original README
+    # wrote it: accepted, the token moves to a header, with one warning.
+    with trio.fail_after(60):
+        async with daemon_factory(**ENV) as d, d.http(ADMIN) as http:
+            url = nodes_url(d, token=ADMIN)
+            argv = [sys.executable, "-m", "argus", "node-host", "--url", url]
+            argv += ["--node-id", "laptop", "--state-dir", str(tmp_path / "state")]
+            env = {k: v for k, v in os.environ.items() if not k.startswith("ARGUS_")}
+            process = await trio.lowlevel.open_process(
+                argv, env=env, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE
+            )
+            try:
+                node = await wait_node(http, "laptop")
+                assert node["nodeId"] == "laptop"
+            finally:
+                process.terminate()
+                with trio.move_on_after(10):
+                    await process.wait()
+                if process.returncode is None:
+                    process.kill()
+                    await process.wait()
+            assert process.stderr is not None
+            stderr = b"".join([chunk async for chunk in read_chunks(process.stderr)]).decode()
+            assert stderr.count("visible to every user of this machine in the process list") == 1
+            assert ADMIN not in stderr
