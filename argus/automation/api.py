@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from ..procs import now_ms
-from ..protocol import messages as m
+from ..protocol import codes
 from ..sessions.hooks import GatewayMethodError
 from ..sessions.session import Session
 from ..store import records
@@ -28,7 +28,7 @@ def required_text(params: dict[str, Any]) -> str:
     """``text``: a non-blank string, else -32602 ``Missing 'text'`` (before any side effect)."""
     text = params.get("text")
     if not isinstance(text, str) or not text.strip():
-        raise GatewayMethodError(m.INVALID_PARAMS, "Missing 'text'")
+        raise GatewayMethodError(codes.INVALID_PARAMS, "Missing 'text'")
     return text
 
 
@@ -68,7 +68,7 @@ async def enqueue_input(engine: Engine, session: Session, params: dict[str, Any]
     try:
         followup_id, depth = await engine.store.run(enqueue)
     except records.QueueFull as exc:
-        raise GatewayMethodError(m.QUEUE_FULL, str(exc)) from None
+        raise GatewayMethodError(codes.QUEUE_FULL, str(exc)) from None
     queued = {"ok": True, "threadId": thread_id, "queued": True, "started": False}
     if lane.busy or depth > 1:
         engine.wake_lane(lane)
@@ -117,7 +117,7 @@ async def enqueue_system_event(
             records.add_event, session.id, thread_id, event, engine.settings.system_events_max
         )
     except records.QueueFull as exc:
-        raise GatewayMethodError(m.QUEUE_FULL, str(exc)) from None
+        raise GatewayMethodError(codes.QUEUE_FULL, str(exc)) from None
     engine.wake_lane(engine.lanes.get(session.id, thread_id))
     return {"ok": True, "event": event, "threadId": thread_id}
 
@@ -140,4 +140,4 @@ async def call(engine: Engine, session: Session, method: str, params: dict[str, 
         return request_heartbeat(engine, session.id)
     if method.startswith("argus/cron/"):
         return await cron_api.call(engine, session, method[len("argus/cron/") :], params)
-    raise GatewayMethodError(m.METHOD_NOT_FOUND, f"Method not found: {method}")
+    raise GatewayMethodError(codes.METHOD_NOT_FOUND, f"Method not found: {method}")

@@ -10,7 +10,7 @@ import datetime as dt
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from ..protocol import messages as m
+from ..protocol import codes
 from ..sessions.hooks import GatewayMethodError
 from ..store import cron_records
 from . import cronspec
@@ -42,7 +42,7 @@ def validate(body: dict[str, Any], session_id: str) -> dict[str, Any]:
     try:
         return cronspec.validate_job({**body, "sessionId": session_id})
     except cronspec.CronValidationError as exc:
-        raise GatewayMethodError(m.INVALID_PARAMS, str(exc)) from None
+        raise GatewayMethodError(codes.INVALID_PARAMS, str(exc)) from None
 
 
 async def add_job(engine: Engine, session_id: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -55,7 +55,7 @@ async def add_job(engine: Engine, session_id: str, body: dict[str, Any]) -> dict
     next_run = next_run_ms(spec, now) if enabled else None
     existing = await engine.store.run(cron_records.get_job, job_id)
     if existing is not None and existing["sessionId"] != session_id:
-        raise GatewayMethodError(m.INVALID_PARAMS, f"Job {job_id} belongs to another session")
+        raise GatewayMethodError(codes.INVALID_PARAMS, f"Job {job_id} belongs to another session")
     job = await engine.store.run(
         cron_records.put_job, job_id, session_id, spec, enabled, next_run, now
     )
@@ -84,18 +84,18 @@ async def call(engine: Engine, session: Session, action: str, params: dict[str, 
         return {"ok": True, "sessionId": session.id, "job": job}
     job_id = params.get("jobId")
     if not isinstance(job_id, str) or not job_id.strip():
-        raise GatewayMethodError(m.INVALID_PARAMS, "Missing 'jobId'")
+        raise GatewayMethodError(codes.INVALID_PARAMS, "Missing 'jobId'")
     if action == "remove":
         if not await remove_job(engine, session.id, job_id.strip()):
-            raise GatewayMethodError(m.INVALID_PARAMS, "Job not found")
+            raise GatewayMethodError(codes.INVALID_PARAMS, "Job not found")
         return {"ok": True, "sessionId": session.id, "jobId": job_id.strip()}
     if action == "runs":
         job = await engine.store.run(cron_records.get_job, job_id.strip())
         if job is None or job["sessionId"] != session.id:
-            raise GatewayMethodError(m.INVALID_PARAMS, "Job not found")
+            raise GatewayMethodError(codes.INVALID_PARAMS, "Job not found")
         runs = await engine.store.run(cron_records.list_runs, job_id.strip(), 50)
         return {"ok": True, "jobId": job_id.strip(), "runs": runs}
-    raise GatewayMethodError(m.METHOD_NOT_FOUND, f"Method not found: argus/cron/{action}")
+    raise GatewayMethodError(codes.METHOD_NOT_FOUND, f"Method not found: argus/cron/{action}")
 
 
 def make_cron_provider(engine: Engine) -> Any:

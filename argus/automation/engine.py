@@ -29,6 +29,7 @@ import trio
 
 from ..config import Settings
 from ..procs import now_ms
+from ..protocol import codes
 from ..provision.base import ProvisionError
 from ..sessions.hooks import SessionHooks
 from ..sessions.internal_calls import RuntimeCallError
@@ -251,7 +252,10 @@ class Engine(SessionHooks):
         thread_id = thread.get("id") if isinstance(thread, dict) else None
         if not isinstance(thread_id, str) or not thread_id.strip():
             raise RuntimeCallError(
-                {"code": -32000, "message": "Invalid thread/start response (missing thread.id)"}
+                {
+                    "code": codes.GATEWAY_ERROR,
+                    "message": "Invalid thread/start response (missing thread.id)",
+                }
             )
         self._mark_loaded(session, thread_id)
         return thread_id

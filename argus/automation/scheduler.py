@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from ..protocol import codes
 from ..sessions.internal_calls import RuntimeCallError
 from ..store import cron_records, records
 from . import cron_api, turn_input
@@ -214,7 +215,7 @@ async def run_job(engine: Engine, job: dict[str, Any], now: int) -> None:
     recorded = False
     try:
         if session is None:
-            raise RuntimeCallError({"code": -32000, "message": "Session not found"})
+            raise RuntimeCallError({"code": codes.GATEWAY_ERROR, "message": "Session not found"})
         if job.get("mode") == "turn":
             run["status"] = "starting"
             await engine.store.run(cron_records.record_run, job_id, run, now, next_run, None, keep)

@@ -40,6 +40,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import trio
 from trio_websocket import ConnectionClosed, HandshakeError, open_websocket_url
 
+from ..protocol import codes
 from .jobs import EVENT_TAIL_CHARS, MAX_RUNNING, TAIL_CAP, Job, JobStore, now_ms
 
 log = logging.getLogger("argus.node_host")
@@ -54,11 +55,11 @@ COMMANDS = [
     "process.kill",
 ]
 MAX_CONCURRENT = 32
-MAX_QUEUED_EVENTS = 1000
+MAX_QUEUED_EVENTS = codes.CLOSE_NORMAL
 HEARTBEAT_S = 15.0
 DEFAULT_YIELD_MS = 10_000
 MAX_YIELD_MS = 3_600_000
-YIELD_MARGIN_MS = 1000
+YIELD_MARGIN_MS = codes.CLOSE_NORMAL
 BACKOFF_MIN_S, BACKOFF_MAX_S = 1.0, 30.0
 
 
@@ -163,9 +164,9 @@ class NodeHost:
         except* ConnectionClosed as group:
             for exc in _leaves(group):
                 reason = exc.reason  # type: ignore[attr-defined]
-                if reason is not None and reason.code == 1008:
+                if reason is not None and reason.code == codes.CLOSE_POLICY_VIOLATION:
                     log.error("gateway refused this node: %s (check token, node id)", reason.reason)
-                elif reason is not None and reason.code == 1012:
+                elif reason is not None and reason.code == codes.CLOSE_SERVICE_RESTART:
                     log.warning(
                         "another node-host connected as %s; this one was replaced", self.node_id
                     )
@@ -361,7 +362,7 @@ class NodeHost:
             "yieldMs": yield_ms,
             "pid": job.meta["pid"],
         }
-        with trio.move_on_after(yield_ms / 1000):
+        with trio.move_on_after(yield_ms / codes.CLOSE_NORMAL):
             await job.finished.wait()
         if job.finished.is_set():
             job.meta["notifyOnExit"] = notify is True

@@ -14,18 +14,6 @@ from typing import Any
 
 import orjson
 
-# JSON-RPC error codes used by the gateway itself. The standard ones keep their meaning;
-# the -3200x range is ours and documented in docs/client-guide.md.
-PARSE_ERROR = -32700
-INVALID_REQUEST = -32600
-METHOD_NOT_FOUND = -32601
-INVALID_PARAMS = -32602
-INTERNAL_ERROR = -32603
-GATEWAY_ERROR = -32000
-RUNTIME_EXITED = -32001
-TOO_MANY_REQUESTS = -32002
-QUEUE_FULL = -32003  # a follow-up or system-event queue is at its bound; nothing was added
-
 # Streaming deltas that may be coalesced for a lagging client: deltas of one item are
 # concatenated by every client anyway, so joining them changes no rendered text.
 DELTA_METHODS = frozenset(
@@ -65,7 +53,11 @@ def dumps(obj: Any) -> str:
 
 
 def classify(obj: Any) -> Kind:
-    """Classify an already-parsed JSON value."""
+    """Classify an already-parsed JSON value: the one classification the session routes by.
+
+    A request has an ``id`` and a string ``method``; a response an ``id`` and no
+    ``method``; a notification a string ``method`` and no ``id``; anything else is noise.
+    """
     if type(obj) is not dict:
         return Kind.OTHER
     has_id = "id" in obj

@@ -1,10 +1,12 @@
-"""Per-runtime-process state: id rewriting, the handshake, pending server requests.
+"""Per-runtime-process state: requests in flight, the handshake, pending server requests.
 
 Everything here belongs to one runtime process and is thrown away when it exits: a new
 process starts with a new handshake, no requests in flight and no pending approvals.
-Request ids are rewritten to integers unique within the gateway (starting at
-1_000_000_000, like the original) so that several clients and the daemon itself can share
-one connection; the client's own id, of whatever JSON type, is restored on the response.
+Request ids are rewritten (``protocol.requests.RequestMap``) to integers unique within the
+gateway (starting at 1_000_000_000, like the original) so that several clients and the
+daemon itself can share one connection; the client's own id is restored on the response.
+This module adds what is not sans-IO: the trio event an internal call waits on, and the
+one write path to the runtime, under a lock.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 import trio
 
 from ..protocol.handshake import Handshake
+from ..protocol.requests import RequestMap
 from ..provision.base import NumberedRuntime, Runtime
 
 FIRST_UPSTREAM_ID = 1_000_000_000
@@ -47,15 +50,8 @@ class InternalCall:
             self.done.set()
 
 
-@dataclass(slots=True)
-class Inflight:
-    """A request forwarded to the runtime and not yet answered."""
-
-    subscriber_key: int | None  # None: an internal call
-    original_id: Any
-    method: str
-    call: InternalCall | None = None
-    thread_id: str | None = None  # a client's turn/start: the lane it made busy
+#: Who waits for a runtime answer: a client (its subscriber key) or the daemon's own call.
+Waiter = int | InternalCall
 
 
 @dataclass(slots=True)
@@ -71,22 +67,20 @@ class PendingServerRequest:
 
 @dataclass(frozen=True, slots=True)
 class HandshakeWaiter:
-    """Who waits for the in-flight initialize: a client (key, id) or an internal call."""
+    """Who waits for the in-flight initialize (a client or an internal call), and its id."""
 
-    subscriber_key: int | None
+    waiter: Waiter
     original_id: Any
-    call: InternalCall | None = None
 
 
 class RuntimeConnection:
     """State of the session's current runtime process, and the only way to write to it."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, max_inflight: int) -> None:
         self.runtime = runtime
         self._write_lock = trio.Lock()
         self.handshake: Handshake[HandshakeWaiter] = Handshake()
-        self.initialize_id: int | None = None
-        self.inflight: dict[int, Inflight] = {}
+        self.requests: RequestMap[Waiter] = RequestMap(next_upstream_id, max_inflight)
         self.pending_server: dict[str, PendingServerRequest] = {}
         self.turn_owners: dict[str, int] = {}
         self.closed = False
@@ -124,13 +118,8 @@ class RuntimeConnection:
 
     def forget_subscriber(self, key: int) -> None:
         """A client left: its in-flight responses will be dropped, its turns have no owner."""
-        # Late responses to its requests then have an unknown id and are dropped.
-        for upstream_id in [u for u, f in self.inflight.items() if f.subscriber_key == key]:
-            if upstream_id == self.initialize_id:
-                # The handshake still needs this answer; it just has nobody to deliver to.
-                self.inflight[upstream_id].subscriber_key = None
-            else:
-                del self.inflight[upstream_id]
+        # Late responses to its requests are dropped (the handshake's is still read).
+        self.requests.forget(lambda waiter: waiter == key)
         for thread_id in [t for t, k in self.turn_owners.items() if k == key]:
             del self.turn_owners[thread_id]
-        self.handshake.forget_waiter(lambda w: w.subscriber_key == key)
+        self.handshake.forget_waiter(lambda w: w.waiter == key)

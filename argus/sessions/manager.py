@@ -17,6 +17,7 @@ import trio
 
 from ..config import Settings
 from ..procs import now_ms
+from ..protocol import codes
 from ..provision.base import Provisioner, ProvisionError
 from ..store import records
 from ..store.db import Store
@@ -143,7 +144,7 @@ class SessionManager:
 
     async def serve_idle_reaper(self) -> None:
         """Stop (not remove) runtimes with no client and no turn for ARGUS_SESSION_IDLE_S."""
-        idle_ms = self.settings.session_idle_s * 1000
+        idle_ms = self.settings.session_idle_s * codes.CLOSE_NORMAL
         while True:
             await trio.sleep(max(0.5, min(30.0, self.settings.session_idle_s / 4)))
             now = now_ms()
@@ -156,7 +157,12 @@ class SessionManager:
                 session.stop_runtime()
 
     async def delete(
-        self, session_id: str, *, code: int = 1001, reason: str = "", purge: bool = False
+        self,
+        session_id: str,
+        *,
+        code: int = codes.CLOSE_GOING_AWAY,
+        reason: str = "",
+        purge: bool = False,
     ) -> bool:
         """Stop a session's runtime, close its clients with ``code`` and forget it."""
         session = self.sessions.pop(session_id, None)
@@ -184,7 +190,7 @@ class SessionManager:
         sessions = list(self.sessions.values())
         self.sessions.clear()
         for session in sessions:
-            session.stop(1001, reason, keep_runtime=True)
+            session.stop(codes.CLOSE_GOING_AWAY, reason, keep_runtime=True)
         for session in sessions:
             await session.finished.wait()
 

@@ -27,18 +27,15 @@ import trio
 
 from ..config import Settings
 from ..procs import now_ms
+from ..protocol import codes
 from ..protocol import messages as m
 from ..protocol.framing import OversizedLine
 from ..protocol.handshake import Decision
+from ..protocol.messages import Kind
 from ..provision.base import ExitStatus, Provisioner, ProvisionError, Runtime
 from . import numbered
 from .approvals import ApprovalRouting
-from .connection import (
-    HandshakeWaiter,
-    Inflight,
-    RuntimeConnection,
-    next_upstream_id,
-)
+from .connection import HandshakeWaiter, InternalCall, RuntimeConnection, Waiter
 from .hooks import NO_HOOKS, GatewayMethodError, SessionHooks
 from .internal_calls import RuntimeCallError, call_runtime
 from .replay import Entry, ReplayBuffer
@@ -111,7 +108,11 @@ class Session(ApprovalRouting):
             self.finished.set()
 
     def stop(
-        self, code: int = 1001, reason: str = "Session stopped", *, keep_runtime: bool = False
+        self,
+        code: int = codes.CLOSE_GOING_AWAY,
+        reason: str = "Session stopped",
+        *,
+        keep_runtime: bool = False,
     ) -> None:
         """Close every client with ``code`` and stop the runtime (asynchronously).
 
@@ -156,7 +157,7 @@ class Session(ApprovalRouting):
         conn: RuntimeConnection | None = None
         try:
             async with self._provisioner.open_runtime(self.id) as runtime:
-                conn = RuntimeConnection(runtime)
+                conn = RuntimeConnection(runtime, self.settings.max_inflight_requests)
                 bridged = conn.numbered
                 backlog = await numbered.adopt(self, bridged, conn) if bridged else 0
                 self.runtime_info = dict(runtime.info)
@@ -207,23 +208,17 @@ class Session(ApprovalRouting):
         log.warning(
             "runtime exited session=%s code=%s signal=%s", self.id, status.code, status.signal
         )
-        error = {"code": m.RUNTIME_EXITED, "message": "Runtime exited before responding"}
+        error = {"code": codes.RUNTIME_EXITED, "message": "Runtime exited before responding"}
         after = self.replay.last_seq
-        for inflight in conn.inflight.values():
-            if inflight.call is not None:
-                inflight.call.resolve(error=error)
-                continue
-            sub = self.subscribers.get(inflight.subscriber_key)  # type: ignore[arg-type]
-            if sub is not None:
-                sub.push(m.error_response(inflight.original_id, **error), after)
+        for pending in conn.requests.drain():
+            self._answer(pending.waiter, pending.original_id, after, error=error)
         self._fail_waiters(conn.handshake.on_error(), error)
-        conn.inflight.clear()
         conn.pending_server.clear()
         params = {"code": status.code, "signal": status.signal, "stderrTail": status.stderr_tail}
         self._broadcast(m.notification("argus/runtime/exited", params))
         self._after_batch()
         for sub in list(self.subscribers.values()):
-            sub.request_close(1011, "Runtime exited", drain=True)
+            sub.request_close(codes.CLOSE_INTERNAL_ERROR, "Runtime exited", drain=True)
 
     # -- runtime -> clients ------------------------------------------------------------
 
@@ -253,14 +248,9 @@ class Session(ApprovalRouting):
             return
         text = line.decode("utf-8", "replace")
         obj = m.parse_fast(text)
-        if type(obj) is not dict:
-            self._log_noise(text)
-            return
-        method = obj.get("method")
-        if "id" not in obj:
-            if type(method) is not str:
-                self._log_noise(text)
-                return
+        kind = m.classify(obj)
+        if kind is Kind.NOTIFICATION:
+            method = obj["method"]
             params = obj.get("params")
             if method in m.DELTA_METHODS:
                 key = m.delta_key(method, params)
@@ -272,9 +262,9 @@ class Session(ApprovalRouting):
             if type(params) is dict:
                 self._track_notification(conn, method, params)
                 self.hooks.on_notification(self, method, params)
-        elif type(method) is str:
+        elif kind is Kind.REQUEST:
             self._on_server_request(conn, obj, text)
-        elif "method" not in obj:
+        elif kind is Kind.RESPONSE:
             self._on_response(conn, obj, text)
         else:
             self._log_noise(text)
@@ -302,57 +292,69 @@ class Session(ApprovalRouting):
         elif method == "serverRequest/resolved":
             conn.pending_server.pop(m.id_key(params.get("requestId")), None)
 
+    def _answer(
+        self,
+        waiter: Waiter | None,
+        original_id: Any,
+        after: int,
+        text: str | None = None,
+        upstream_id: int = 0,
+        *,
+        result: Any = None,
+        error: dict[str, Any] | None = None,
+    ) -> None:
+        """Hand an answer to whoever waits for it: an internal call, or a client with its
+        own id restored (the runtime's ``text`` spliced when there is one). Nobody: dropped."""
+        if isinstance(waiter, InternalCall):
+            waiter.resolve(result, error)
+        elif waiter is not None and (sub := self.subscribers.get(waiter)) is not None:
+            if text is not None:
+                sub.push(m.restore_id(text, upstream_id, original_id), after)
+            elif error is not None:
+                code = error.get("code", codes.INTERNAL_ERROR)
+                sub.push(m.error_response(original_id, code, str(error.get("message"))), after)
+            else:
+                sub.push(m.result_response(original_id, result), after)
+
     def _on_response(self, conn: RuntimeConnection, obj: dict, text: str) -> None:
         upstream_id = obj["id"]
-        inflight = conn.inflight.pop(upstream_id, None) if type(upstream_id) is int else None
-        if inflight is None:
+        pending, is_initialize = conn.requests.answer(upstream_id)
+        if pending is None:
             log.debug("dropping response with unknown id session=%s id=%r", self.id, upstream_id)
             return
-        if upstream_id == conn.initialize_id:
-            self._on_initialize_response(conn, inflight, obj, text)
-            return
-        if inflight.call is not None:
-            inflight.call.resolve(obj.get("result"), obj.get("error"))
-            return
-        if inflight.thread_id is not None and "error" in obj:
-            self.hooks.on_client_turn_refused(self, inflight.thread_id)
-        sub = self.subscribers.get(inflight.subscriber_key)  # type: ignore[arg-type]
-        if sub is not None:
-            sub.push(m.restore_id(text, upstream_id, inflight.original_id), self.replay.last_seq)
+        if is_initialize:
+            self._on_initialize_response(conn, obj)
+        elif pending.thread_id is not None and "error" in obj:
+            self.hooks.on_client_turn_refused(self, pending.thread_id)
+        after = self.replay.last_seq
+        result, error = obj.get("result"), obj.get("error")
+        self._answer(
+            pending.waiter,
+            pending.original_id,
+            after,
+            text,
+            upstream_id,
+            result=result,
+            error=error,
+        )
 
-    def _on_initialize_response(
-        self, conn: RuntimeConnection, inflight: Inflight, obj: dict, text: str
-    ) -> None:
-        conn.initialize_id = None
+    def _on_initialize_response(self, conn: RuntimeConnection, obj: dict) -> None:
+        """The in-flight ``initialize`` was answered: settle the handshake's waiters."""
         result = obj.get("result")
         after = self.replay.last_seq
         if isinstance(result, dict):
-            waiters = conn.handshake.on_result(result)
-            for waiter in waiters:
-                if waiter.call is not None:
-                    waiter.call.resolve(result)
-                elif (sub := self.subscribers.get(waiter.subscriber_key)) is not None:  # type: ignore[arg-type]
-                    sub.push(m.result_response(waiter.original_id, result), after)
+            for waiter in conn.handshake.on_result(result):
+                self._answer(waiter.waiter, waiter.original_id, after, result=result)
         else:
             error = obj.get("error")
             if not isinstance(error, dict):
-                error = {"code": m.INTERNAL_ERROR, "message": "initialize failed"}
+                error = {"code": codes.INTERNAL_ERROR, "message": "initialize failed"}
             self._fail_waiters(conn.handshake.on_error(), error)
-        if inflight.call is not None:
-            inflight.call.resolve(result, obj.get("error"))
-        elif (sub := self.subscribers.get(inflight.subscriber_key)) is not None:  # type: ignore[arg-type]
-            sub.push(m.restore_id(text, obj["id"], inflight.original_id), after)
 
     def _fail_waiters(self, waiters: list[HandshakeWaiter], error: dict[str, Any]) -> None:
         after = self.replay.last_seq
         for waiter in waiters:
-            if waiter.call is not None:
-                waiter.call.resolve(error=error)
-            elif (sub := self.subscribers.get(waiter.subscriber_key)) is not None:  # type: ignore[arg-type]
-                code = error.get("code", m.INTERNAL_ERROR)
-                sub.push(
-                    m.error_response(waiter.original_id, code, str(error.get("message"))), after
-                )
+            self._answer(waiter.waiter, waiter.original_id, after, error=error)
 
     # -- clients -----------------------------------------------------------------------
 
@@ -418,7 +420,7 @@ class Session(ApprovalRouting):
             unsent = sub.cursor + 1
             if self._unattended_from is None or unsent < self._unattended_from:
                 self._unattended_from = unsent
-        sub.request_close(sub.close_code or 1000, sub.close_reason, drain=False)
+        sub.request_close(sub.close_code or codes.CLOSE_NORMAL, sub.close_reason, drain=False)
         if self.request_handler == sub.key:
             self.request_handler = next(iter(self.subscribers), None)
         conn = self._conn
@@ -435,17 +437,17 @@ class Session(ApprovalRouting):
         self.last_active_ms = now_ms()
         obj = m.parse(text)
         if obj is m.INVALID:
-            self._reply(sub, m.error_response(None, m.PARSE_ERROR, "Parse error: invalid JSON"))
+            self._reply(sub, m.error_response(None, codes.PARSE_ERROR, "Parse error: invalid JSON"))
             return
         if type(obj) is not dict:
             message = "Invalid request: expected one JSON object per frame"
-            self._reply(sub, m.error_response(None, m.INVALID_REQUEST, message))
+            self._reply(sub, m.error_response(None, codes.INVALID_REQUEST, message))
             return
         method = obj.get("method")
         has_id = "id" in obj
         if "method" in obj and type(method) is not str:
             message = "Invalid request: 'method' must be a string"
-            self._reply(sub, m.error_response(obj.get("id"), m.INVALID_REQUEST, message))
+            self._reply(sub, m.error_response(obj.get("id"), codes.INVALID_REQUEST, message))
             return
         if method is not None and method.startswith("argus/"):
             await self._handle_gateway_method(sub, obj)
@@ -454,12 +456,12 @@ class Session(ApprovalRouting):
         if conn is None:
             if has_id and method is not None:
                 message = "Runtime is not running"
-                self._reply(sub, m.error_response(obj["id"], m.RUNTIME_EXITED, message))
+                self._reply(sub, m.error_response(obj["id"], codes.RUNTIME_EXITED, message))
             return
         if method is None:
             if not has_id:
                 message = "Invalid request: a message needs 'method' or 'id'"
-                self._reply(sub, m.error_response(None, m.INVALID_REQUEST, message))
+                self._reply(sub, m.error_response(None, codes.INVALID_REQUEST, message))
                 return
             # A client's answer to a server request: the first answer wins.
             if conn.pending_server.pop(m.id_key(obj["id"]), None) is None:
@@ -475,20 +477,21 @@ class Session(ApprovalRouting):
         if method == "initialize":
             await self._client_initialize(sub, conn, obj)
             return
-        if len(conn.inflight) >= self.settings.max_inflight_requests:
+        if conn.requests.full:
             message = "Too many requests in flight for this session"
-            self._reply(sub, m.error_response(obj["id"], m.TOO_MANY_REQUESTS, message))
+            self._reply(sub, m.error_response(obj["id"], codes.TOO_MANY_REQUESTS, message))
             return
-        upstream_id = next_upstream_id()
-        inflight = conn.inflight[upstream_id] = Inflight(sub.key, obj["id"], method)
+        turn_thread: str | None = None
         if method == "turn/start":
             params = obj.get("params")
             thread_id = params.get("threadId") if isinstance(params, dict) else None
             if isinstance(thread_id, str) and thread_id.strip():
-                conn.turn_owners[thread_id] = sub.key
-                self.request_handler = sub.key
-                inflight.thread_id = thread_id
-                self.hooks.on_client_turn_start(self, thread_id)
+                turn_thread = thread_id
+        upstream_id = conn.requests.add(sub.key, obj["id"], method, thread_id=turn_thread)
+        if turn_thread is not None:
+            conn.turn_owners[turn_thread] = sub.key
+            self.request_handler = sub.key
+            self.hooks.on_client_turn_start(self, turn_thread)
         obj["id"] = upstream_id
         await self._send_line(conn, m.dumps(obj))
 
@@ -497,9 +500,7 @@ class Session(ApprovalRouting):
         if decision is Decision.REPLY_CACHED:
             self._reply(sub, m.result_response(obj["id"], conn.handshake.result))
         elif decision is Decision.FORWARD:
-            upstream_id = next_upstream_id()
-            conn.initialize_id = upstream_id
-            conn.inflight[upstream_id] = Inflight(sub.key, obj["id"], "initialize")
+            upstream_id = conn.requests.add(sub.key, obj["id"], "initialize", initialize=True)
             obj["id"] = upstream_id
             await self._send_line(conn, m.dumps(obj))
 
@@ -530,7 +531,7 @@ class Session(ApprovalRouting):
         except RuntimeCallError as exc:
             if req_id is not None:
                 code, message = exc.error.get("code"), exc.error.get("message")
-                code = code if type(code) is int else m.GATEWAY_ERROR
+                code = code if type(code) is int else codes.GATEWAY_ERROR
                 self._reply(sub, m.error_response(req_id, code, str(message or "Runtime error")))
             return
         if req_id is not None:
@@ -556,7 +557,7 @@ class Session(ApprovalRouting):
         await self.ensure_running()
         conn = self._conn
         if conn is None:
-            raise RuntimeCallError({"code": m.RUNTIME_EXITED, "message": "Runtime exited"})
+            raise RuntimeCallError({"code": codes.RUNTIME_EXITED, "message": "Runtime exited"})
         return await call_runtime(conn, self._send_line, method, params, timeout)
 
     def workspace_path(self) -> Path | None:

@@ -17,11 +17,9 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from .. import auth
+from ..protocol import codes
 
 log = logging.getLogger(__name__)
-
-CLOSE_POLICY_VIOLATION = 1008
-MAX_CLOSE_REASON_BYTES = 123  # a close frame's payload is 125 bytes, 2 of them the code
 
 
 @dataclass(frozen=True)
@@ -33,8 +31,8 @@ class Accepted:
 
 
 def close_reason(text: str) -> str:
-    """``text`` cut to ``MAX_CLOSE_REASON_BYTES`` of UTF-8, never inside a character."""
-    return text.encode("utf-8")[:MAX_CLOSE_REASON_BYTES].decode("utf-8", "ignore")
+    """``text`` cut to ``codes.MAX_CLOSE_REASON_BYTES`` of UTF-8, never inside a character."""
+    return text.encode("utf-8")[: codes.MAX_CLOSE_REASON_BYTES].decode("utf-8", "ignore")
 
 
 async def accept(
@@ -47,7 +45,7 @@ async def accept(
     origin = auth.header(headers, b"origin")
     if not auth.origin_allowed(origin, allowed_origins):
         log.warning("websocket refused on %s: origin %r is not allowed", scope.get("path"), origin)
-        await send({"type": "websocket.close", "code": CLOSE_POLICY_VIOLATION})  # HTTP 403
+        await send({"type": "websocket.close", "code": codes.CLOSE_POLICY_VIOLATION})  # HTTP 403
         return None
     query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
     token = auth.extract_token(auth.header(headers, b"authorization"), query)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from ..protocol import codes
+
 AsgiApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 
 
@@ -21,7 +23,9 @@ class ArgusAsgi:
             handler = self.ws_routes.get(scope["path"])
             if handler is None:
                 await receive()
-                await send({"type": "websocket.close", "code": 1008})  # HTTP 403
+                await send(
+                    {"type": "websocket.close", "code": codes.CLOSE_POLICY_VIOLATION}
+                )  # HTTP 403
                 return
             await handler(scope, receive, send)
             return

@@ -37,6 +37,7 @@ from quart_trio import QuartTrio
 from .. import auth
 from ..nodes.scope import Principal, Scopes
 from ..nodes.tools import NodeTools
+from ..protocol import codes
 from .errors import error, request_token
 
 VERSIONS = ("2025-11-25", "2025-06-18", "2025-03-26")
@@ -96,22 +97,28 @@ class McpServer:
     ) -> dict[str, Any] | None:
         """One JSON-RPC message; its response, or None for notifications and responses."""
         if not isinstance(msg, dict):
-            return rpc_error(None, -32600, "Invalid JSON-RPC message")
+            return rpc_error(None, codes.INVALID_REQUEST, "Invalid JSON-RPC message")
         req_id = msg.get("id")
         method = msg.get("method")
         if "method" not in msg:
-            return None if "id" in msg else rpc_error(None, -32600, "Invalid JSON-RPC message")
+            return (
+                None
+                if "id" in msg
+                else rpc_error(None, codes.INVALID_REQUEST, "Invalid JSON-RPC message")
+            )
         if msg.get("jsonrpc") != "2.0":
             return (
-                None if "id" not in msg else rpc_error(req_id, -32600, "Invalid JSON-RPC version")
+                None
+                if "id" not in msg
+                else rpc_error(req_id, codes.INVALID_REQUEST, "Invalid JSON-RPC version")
             )
         if not isinstance(method, str):
-            return rpc_error(req_id, -32600, "Invalid JSON-RPC message")
+            return rpc_error(req_id, codes.INVALID_REQUEST, "Invalid JSON-RPC message")
         if "id" not in msg:
             return None  # notifications (initialized, cancelled...) need nothing
         params = msg.get("params", {})
         if not isinstance(params, dict):
-            return rpc_error(req_id, -32602, "Invalid params")
+            return rpc_error(req_id, codes.INVALID_PARAMS, "Invalid params")
         if method == "initialize":
             wanted = params.get("protocolVersion")
             version = wanted if wanted in VERSIONS else VERSIONS[0]
@@ -125,7 +132,7 @@ class McpServer:
             }
             return {"jsonrpc": "2.0", "id": req_id, "result": result}
         if session is None:
-            return rpc_error(req_id, -32000, "Not initialized: send initialize first")
+            return rpc_error(req_id, codes.GATEWAY_ERROR, "Not initialized: send initialize first")
         headers["MCP-Protocol-Version"] = session.version
         if method == "ping":
             return {"jsonrpc": "2.0", "id": req_id, "result": {}}
@@ -135,11 +142,13 @@ class McpServer:
         if method == "tools/call":
             name = params.get("name")
             if not isinstance(name, str):
-                return rpc_error(req_id, -32602, "Invalid params: 'name' must be a string")
+                return rpc_error(
+                    req_id, codes.INVALID_PARAMS, "Invalid params: 'name' must be a string"
+                )
             arguments = params.get("arguments", {})
             result = await self.tools.call(principal, name, arguments)
             return {"jsonrpc": "2.0", "id": req_id, "result": result}
-        return rpc_error(req_id, -32601, f"Method not found: {method}")
+        return rpc_error(req_id, codes.METHOD_NOT_FOUND, f"Method not found: {method}")
 
 
 def add_mcp_routes(

@@ -20,6 +20,7 @@ import trio
 from ..nodes.registry import NodeConnection, NodeRegistry
 from ..nodes.scope import Scopes, runtime_node_id
 from ..procs import now_ms
+from ..protocol import codes
 from .accept import accept, close_reason
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,7 @@ class NodesEndpoint:
 
         principal = self.scopes.node_principal(token)
         if principal is None:
-            await close(1008, "Unauthorized")
+            await close(codes.CLOSE_POLICY_VIOLATION, "Unauthorized")
             return
         first: dict[str, Any] | None = None
         with trio.move_on_after(CONNECT_DEADLINE_S):
@@ -91,14 +92,17 @@ class NodesEndpoint:
                 return
             first = _json_object(message.get("text"))
         if first is None or first.get("type") != "connect":
-            await close(1008, "First message must be {type:'connect', ...}")
+            await close(codes.CLOSE_POLICY_VIOLATION, "First message must be {type:'connect', ...}")
             return
         node_id = _text(first.get("nodeId"))
         if node_id is None:
-            await close(1008, "Missing nodeId")
+            await close(codes.CLOSE_POLICY_VIOLATION, "Missing nodeId")
             return
         if not principal.is_admin and node_id != runtime_node_id(principal.session_id or ""):
-            await close(1008, "This token may only connect node runtime:<its session>")
+            await close(
+                codes.CLOSE_POLICY_VIOLATION,
+                "This token may only connect node runtime:<its session>",
+            )
             return
         client = scope.get("client")
         conn = NodeConnection(
@@ -115,9 +119,9 @@ class NodesEndpoint:
         try:
             self.registry.register(conn)
         except OverflowError as exc:
-            await close(1013, str(exc))
+            await close(codes.CLOSE_TRY_AGAIN_LATER, str(exc))
             return
-        code, reason = 1000, ""
+        code, reason = codes.CLOSE_NORMAL, ""
         try:
             await send_frame(
                 {"type": "event", "event": "node.connected", "payload": {"nodeId": node_id}}
@@ -125,10 +129,10 @@ class NodesEndpoint:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._receive_loop, conn, receive, nursery.cancel_scope)
                 await conn.replaced.wait()
-                code, reason = 1012, "replaced"
+                code, reason = codes.CLOSE_SERVICE_RESTART, "replaced"
                 nursery.cancel_scope.cancel()
         except (trio.TooSlowError, OSError):
-            code, reason = 1011, "send timed out"
+            code, reason = codes.CLOSE_INTERNAL_ERROR, "send timed out"
         finally:
             self.registry.unregister(conn)
         if code:

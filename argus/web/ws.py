@@ -21,6 +21,7 @@ import trio
 
 from .. import auth
 from ..config import Settings
+from ..protocol import codes
 from ..protocol import messages as m
 from ..provision.base import ProvisionError
 from ..sessions.manager import SessionManager, TooManySessions, valid_session_id
@@ -54,11 +55,11 @@ class WsEndpoint:
                 )
 
         if not auth.token_matches(self.settings.admin_token, token):
-            await close(1008, "Unauthorized")
+            await close(codes.CLOSE_POLICY_VIOLATION, "Unauthorized")
             return
         opts, problem = parse_options(query)
         if problem:
-            await close(1008, problem)
+            await close(codes.CLOSE_POLICY_VIOLATION, problem)
             return
         session, created, problem_code, problem = await self._open_session(opts["session"])
         if session is None:
@@ -71,12 +72,12 @@ class WsEndpoint:
         if wanted is not None:
             session = self.manager.get(wanted) if valid_session_id(wanted) else None
             if session is None:
-                return None, False, 1008, "Unknown session"
+                return None, False, codes.CLOSE_POLICY_VIOLATION, "Unknown session"
         else:
             try:
                 session = await self.manager.create()
             except TooManySessions as exc:
-                return None, False, 1013, str(exc)
+                return None, False, codes.CLOSE_TRY_AGAIN_LATER, str(exc)
             created = True
         try:
             await session.ensure_running()
@@ -84,9 +85,9 @@ class WsEndpoint:
             log.warning("provisioning failed session=%s: %s", session.id, exc)
             if created:
                 await self.manager.delete(session.id)
-            return None, False, 1011, f"Provisioning failed: {exc}"
+            return None, False, codes.CLOSE_INTERNAL_ERROR, f"Provisioning failed: {exc}"
         except SessionGone:
-            return None, False, 1008, "Unknown session"
+            return None, False, codes.CLOSE_POLICY_VIOLATION, "Unknown session"
         return session, created, 0, ""
 
     async def _serve_client(
@@ -106,7 +107,7 @@ class WsEndpoint:
                 send_text, since=opts["since"], with_seq=opts["seq"], coalesce=opts["coalesce"]
             )
         except SessionGone:
-            await close(1008, "Unknown session")
+            await close(codes.CLOSE_POLICY_VIOLATION, "Unknown session")
             return
         client_gone = False
         try:
@@ -125,9 +126,9 @@ class WsEndpoint:
                 session.start_sender(sub)
                 await self._receive_loop(session, sub, receive)
             await sub.done.wait()
-            client_gone = sub.close_code == 1006
+            client_gone = sub.close_code == codes.CLOSE_ABNORMAL
         except SessionGone:
-            sub.close_code = sub.close_code or 1001
+            sub.close_code = sub.close_code or codes.CLOSE_GOING_AWAY
         finally:
             session.detach(sub)
         if not client_gone and sub.close_code is not None:
@@ -141,11 +142,11 @@ class WsEndpoint:
                 text = message.get("text")
                 if text is None:
                     error = "Invalid request: binary frames are not supported; send JSON text"
-                    sub.push(m.error_response(None, m.INVALID_REQUEST, error), sub.cursor)
+                    sub.push(m.error_response(None, codes.INVALID_REQUEST, error), sub.cursor)
                     continue
                 await session.handle_client_text(sub, text)
             elif kind == "websocket.disconnect":
-                sub.request_close(1006, "Client disconnected", drain=False)
+                sub.request_close(codes.CLOSE_ABNORMAL, "Client disconnected", drain=False)
                 return
 
 

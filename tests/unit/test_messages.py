@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from argus.protocol import codes
 from argus.protocol import messages as m
 from argus.protocol.messages import Kind
 
@@ -87,14 +88,14 @@ def test_id_key_preserves_the_json_type() -> None:
 
 
 def test_error_response_shape() -> None:
-    obj = json.loads(m.error_response(7, m.METHOD_NOT_FOUND, "no such method"))
+    obj = json.loads(m.error_response(7, codes.METHOD_NOT_FOUND, "no such method"))
     assert obj == {"id": 7, "error": {"code": -32601, "message": "no such method"}}
     assert "jsonrpc" not in obj
 
 
 def test_error_response_with_data_and_any_id_type() -> None:
     for req_id in ("req-1", None, 1.5, 2**70):
-        text = m.error_response(req_id, m.GATEWAY_ERROR, "boom", {"why": "because"})
+        text = m.error_response(req_id, codes.GATEWAY_ERROR, "boom", {"why": "because"})
         assert "\n" not in text
         obj = json.loads(text)
         assert obj["id"] == req_id and type(obj["id"]) is type(req_id)
@@ -119,9 +120,17 @@ def test_notification_shape() -> None:
 
 
 def test_error_codes_are_the_documented_ones() -> None:
-    assert (m.PARSE_ERROR, m.INVALID_REQUEST, m.METHOD_NOT_FOUND) == (-32700, -32600, -32601)
-    assert (m.INVALID_PARAMS, m.INTERNAL_ERROR) == (-32602, -32603)
-    assert (m.GATEWAY_ERROR, m.RUNTIME_EXITED, m.TOO_MANY_REQUESTS) == (-32000, -32001, -32002)
+    assert (codes.PARSE_ERROR, codes.INVALID_REQUEST, codes.METHOD_NOT_FOUND) == (
+        -32700,
+        -32600,
+        -32601,
+    )
+    assert (codes.INVALID_PARAMS, codes.INTERNAL_ERROR) == (-32602, -32603)
+    assert (codes.GATEWAY_ERROR, codes.RUNTIME_EXITED, codes.TOO_MANY_REQUESTS) == (
+        -32000,
+        -32001,
+        -32002,
+    )
 
 
 @pytest.mark.parametrize(
