@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -189,7 +190,7 @@ def test_hourly_job_never_runs_twice_for_one_local_time_across_fall_back() -> No
     # 02:00 local happens twice on 2026-10-25; it fires once (at its first occurrence).
     assert gaps.count(dt.timedelta(hours=2)) == 1
     assert all(g == dt.timedelta(hours=1) for g in gaps if g != dt.timedelta(hours=2))
-    local = [r.astimezone(cronspec._zone("Europe/Berlin")).strftime("%H") for r in runs]
+    local = [r.astimezone(ZoneInfo("Europe/Berlin")).strftime("%H") for r in runs]
     assert len(local) == len(set(local))
 
 
