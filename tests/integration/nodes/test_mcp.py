@@ -14,7 +14,7 @@ from trio_websocket import ConnectionClosed, open_websocket_url
 
 from argus.auth import derive_session_token
 from tests.harness import connect, run_daemon
-from tests.integration.test_nodes import ADMIN, HEADERS, wait_node
+from tests.integration.nodes.test_nodes import ADMIN, HEADERS, wait_node
 
 INIT = {
     "jsonrpc": "2.0",

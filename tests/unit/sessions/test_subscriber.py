@@ -18,7 +18,7 @@ import trio.testing
 from argus.protocol import messages as m
 from argus.sessions.replay import ReplayBuffer
 from argus.sessions.subscriber import BATCH_ENTRIES, MAX_MERGED_CHARS
-from tests.unit.subscriber_helpers import (
+from tests.unit.sessions.subscriber_helpers import (
     DELTA,
     FakeClient,
     append_delta,

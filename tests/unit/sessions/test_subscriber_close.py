@@ -10,7 +10,7 @@ import trio.testing
 
 from argus.sessions.replay import ReplayBuffer
 from argus.sessions.subscriber import Subscriber
-from tests.unit.subscriber_helpers import (
+from tests.unit.sessions.subscriber_helpers import (
     FakeClient,
     append_note,
     describe,
