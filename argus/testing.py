@@ -22,6 +22,8 @@ from pathlib import Path
 import httpx
 import trio
 
+from .procs import read_chunks, stop_process
+
 LISTEN_RE = re.compile(r"listening on (http://\S+)")
 
 
@@ -68,13 +70,7 @@ def daemon_env(home: Path, **overrides: str) -> dict[str, str]:
 
 async def _pump_log(stream: trio.abc.ReceiveStream, daemon_lines: list[str]) -> None:
     buf = b""
-    while True:
-        try:
-            data = await stream.receive_some(65536)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            return
-        if not data:
-            return
+    async for data in read_chunks(stream):
         buf += data
         *lines, buf = buf.split(b"\n")
         daemon_lines.extend(line.decode("utf-8", "replace") for line in lines)
@@ -113,13 +109,7 @@ async def run_daemon(
                 yield daemon
             finally:
                 with trio.CancelScope(shield=True):
-                    if process.returncode is None:
-                        process.send_signal(signal.SIGTERM)
-                        with trio.move_on_after(15):
-                            await process.wait()
-                    if process.returncode is None:
-                        process.kill()
-                        await process.wait()
+                    await stop_process(process, 15)  # SIGTERM, then SIGKILL
                 nursery.cancel_scope.cancel()
     finally:
         if process.returncode is None:
