@@ -24,7 +24,7 @@ from .config import ConfigError, Settings, env_name, load_settings
 from .procs import now_ms
 from .sessions.manager import valid_session_id
 from .store.db import StoreError, open_store
-from .web import stallguard
+from .web import stallguard, wsclose
 
 EXIT_CONFIG = 2
 EXIT_STORE = 3  # the database cannot be used; it was left untouched
@@ -210,6 +210,7 @@ def run_serve(options: argparse.Namespace) -> int:
         )
     # Process-wide tweaks, once, here: they change every object of the process.
     stallguard.install()  # hypercorn's trio writes get a deadline (ARGUS_WS_SEND_TIMEOUT_S)
+    wsclose.install()  # a frame wsproto refuses (invalid UTF-8) gets a close frame, not 1006
     tune_gc()
     try:
         trio.run(daemon.serve, settings)

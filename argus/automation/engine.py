@@ -27,6 +27,7 @@ from typing import Any
 
 import trio
 
+from ..boundary import contained
 from ..config import Settings
 from ..procs import now_ms
 from ..protocol import codes
@@ -153,7 +154,7 @@ class Engine(SessionHooks):
         if self._nursery is None:
             return
         try:
-            self._nursery.start_soon(fn, *args)
+            self._nursery.start_soon(contained(fn, "automation job"), *args)
         except RuntimeError:
             log.debug("engine is shutting down; background job dropped: %s", fn)
 
@@ -291,7 +292,8 @@ class Engine(SessionHooks):
         if self._nursery is None:
             return
         lane.worker = True
-        self._nursery.start_soon(self._serve_lane, lane)
+        what = f"lane worker session={lane.session_id} thread={lane.thread_id}"
+        self._nursery.start_soon(contained(self._serve_lane, what), lane)
 
     async def _serve_lane(self, lane: Lane) -> None:
         try:

@@ -25,6 +25,7 @@ from typing import Any
 
 import trio
 
+from ..boundary import contained
 from ..config import Settings
 from ..procs import now_ms
 from ..protocol import codes
@@ -103,6 +104,10 @@ class Session(ApprovalRouting):
                 task_status.started()
                 await self._stop_requested.wait()
                 nursery.cancel_scope.cancel()
+        except Exception:
+            # Boundary: whatever fails inside this session ends this session only.
+            log.exception("session failed session=%s; it is stopped", self.id)
+            self._stopping = True
         finally:
             self._conn = None
             self.finished.set()
@@ -168,7 +173,17 @@ class Session(ApprovalRouting):
                 if backlog > self.replay.last_seq:
                     await self._read_runtime(runtime, conn, until=backlog)
                 task_status.started()
-                await self._read_runtime(runtime, conn)
+                try:
+                    await self._read_runtime(runtime, conn)
+                except Exception:  # boundary: a routing bug ends this session, reported as such
+                    log.exception(
+                        "session failed session=%s: error routing runtime output", self.id
+                    )
+                    self.stop(
+                        codes.CLOSE_INTERNAL_ERROR,
+                        "Session failed: internal error (see the daemon log)",
+                    )
+                    return
                 with trio.move_on_after(self.settings.stop_timeout_s):
                     status = await runtime.wait_exit()
         finally:
@@ -436,19 +451,12 @@ class Session(ApprovalRouting):
         """Route one text frame from a client (one JSON message)."""
         self.last_active_ms = now_ms()
         obj = m.parse(text)
-        if obj is m.INVALID:
-            self._reply(sub, m.error_response(None, codes.PARSE_ERROR, "Parse error: invalid JSON"))
-            return
-        if type(obj) is not dict:
-            message = "Invalid request: expected one JSON object per frame"
-            self._reply(sub, m.error_response(None, codes.INVALID_REQUEST, message))
+        problem = m.frame_problem(text, obj)
+        if problem is not None:
+            self._reply(sub, problem)
             return
         method = obj.get("method")
         has_id = "id" in obj
-        if "method" in obj and type(method) is not str:
-            message = "Invalid request: 'method' must be a string"
-            self._reply(sub, m.error_response(obj.get("id"), codes.INVALID_REQUEST, message))
-            return
         if method is not None and method.startswith("argus/"):
             await self._handle_gateway_method(sub, obj)
             return
@@ -547,7 +555,8 @@ class Session(ApprovalRouting):
         conn = self._conn
         bridged = conn.numbered if conn is not None else None
         if bridged is not None and conn is not None and not conn.closed and self._nursery:
-            self._nursery.start_soon(bridged.send_note, text.encode())
+            send_note = contained(bridged.send_note, f"note to the bridge session={self.id}")
+            self._nursery.start_soon(send_note, text.encode())
             return
         self._broadcast(text)
         self._after_batch()
