@@ -19,6 +19,7 @@ async def test_kill9_loses_and_doubles_nothing(api: BotApiStandIn, tmp_path: Pat
     print(report.line())
     assert report.kills == 6
     assert report.lost == []
-    # A send cut by the kill has an unknown outcome and is repeated *marked* (docs/telegram.md).
+    # A send cut by the kill has an unknown outcome and is repeated *marked* (docs/telegram.md):
+    # no message has two unmarked replies; a marked repeat may also be the only copy.
     assert report.silent_duplicates == {}
-    assert len(report.duplicated) == report.marked
+    assert len(report.duplicated) <= report.marked
