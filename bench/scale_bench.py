@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ from bench.wsclient import FastWsClient
 
 Row = dict[str, Any]
 STEP = 1000
+WORKERS = 8  # connections being opened at once
 # By path: a runtime runs in its session's workspace, where ``bench`` is not importable.
 RUNTIME_SCRIPT = Path(__file__).with_name("bench_runtime.py")
 DEADLINE = 300
@@ -60,26 +62,38 @@ def open_client(port: int, query: str, request_id: int = 1) -> tuple[FastWsClien
     return client, session
 
 
-def attach_steps(port: int, steps: int) -> tuple[list[float], list[FastWsClient]]:
-    """Attach rates (clients/s) of each ``STEP`` clients joining one session."""
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def open_many(port: int, query: str, n: int) -> list[FastWsClient]:
+    """``n`` clients opened ``WORKERS`` at a time (as many users connecting at once)."""
+    with ThreadPoolExecutor(WORKERS) as pool:
+        return [c for c, _ in pool.map(lambda i: open_client(port, query, i), range(n))]
+
+
+def attach_steps(
+    port: int, pid: int, steps: int
+) -> tuple[list[float], list[float], list[FastWsClient]]:
+    """Per step of ``STEP`` clients joining one session: clients/s and gateway CPU µs each."""
     first, session = open_client(port, "")
     held = [first]
-    rates = []
+    rates, cpu = [], []
     for _ in range(steps):
-        start = time.perf_counter()
-        for _ in range(STEP):
-            held.append(open_client(port, f"?session={session}")[0])
+        start, used = time.perf_counter(), cpu_s(pid)
+        held += open_many(port, f"?session={session}", STEP)
         rates.append(STEP / (time.perf_counter() - start))
-    return rates, held
+        cpu.append((cpu_s(pid) - used) / STEP * 1e6)
+    return rates, cpu, held
 
 
-def connect_own(port: int, n: int) -> tuple[float, list[FastWsClient]]:
-    """Rate (connections/s) of ``n`` connections each creating its own session."""
-    held = []
-    start = time.perf_counter()
-    for _ in range(n):
-        held.append(open_client(port, "")[0])
-    return n / (time.perf_counter() - start), held
+def connect_own(port: int, pid: int, n: int) -> tuple[float, float, list[FastWsClient]]:
+    """``n`` connections each creating its own session: conn/s and gateway CPU µs each."""
+    start, used = time.perf_counter(), cpu_s(pid)
+    held = open_many(port, "", n)
+    return n / (time.perf_counter() - start), (cpu_s(pid) - used) / n * 1e6, held
 
 
 def close_all(clients: list[FastWsClient]) -> None:
@@ -128,6 +142,7 @@ async def bench_attach(home: Path, runs: int, steps: int) -> list[Row]:
         "ARGUS_MAX_SESSIONS": "100",
     }
     per_step: list[list[float]] = [[] for _ in range(steps)]
+    cpu_step: list[list[float]] = [[] for _ in range(steps)]
     memory = []
     for run in range(runs):
         async with run_daemon(
@@ -136,12 +151,14 @@ async def bench_attach(home: Path, runs: int, steps: int) -> list[Row]:
             port = port_of(daemon)
             warm, _ = await trio.to_thread.run_sync(open_client, port, "")
             base = await settle(daemon)
-            rates, held = await trio.to_thread.run_sync(attach_steps, port, steps)
+            pid = daemon.process.pid
+            rates, cpu, held = await trio.to_thread.run_sync(attach_steps, port, pid, steps)
             after = await settle(daemon)
             memory.append((after - base) / (len(held) - 1))
             await trio.to_thread.run_sync(close_all, [warm, *held])
         for i, rate in enumerate(rates):
             per_step[i].append(rate)
+            cpu_step[i].append(cpu[i])
     rows: list[Row] = []
     for i, rates in enumerate(per_step):
         rows.append(
@@ -150,6 +167,7 @@ async def bench_attach(home: Path, runs: int, steps: int) -> list[Row]:
                 "case": f"attach, {i * STEP}-{(i + 1) * STEP} attached",
                 "value": statistics.median(rates),
                 "unit": "clients/s",
+                "cpu_us": statistics.median(cpu_step[i]),
             }
         )
     rows.append(
@@ -165,7 +183,7 @@ async def bench_attach(home: Path, runs: int, steps: int) -> list[Row]:
 
 async def bench_connect(home: Path, runs: int, n: int) -> list[Row]:
     """New connections with their own ``tcp`` session: rate, and memory per idle one."""
-    rates, memory = [], []
+    rates, memory, cpu = [], [], []
     async with tcp_runtime() as runtime_port:
         env = {
             "ARGUS_PROVISION_MODE": "tcp",
@@ -180,9 +198,11 @@ async def bench_connect(home: Path, runs: int, n: int) -> list[Row]:
                 port = port_of(daemon)
                 warm, _ = await trio.to_thread.run_sync(open_client, port, "")
                 base = await settle(daemon)
-                rate, held = await trio.to_thread.run_sync(connect_own, port, n)
+                pid = daemon.process.pid
+                rate, used, held = await trio.to_thread.run_sync(connect_own, port, pid, n)
                 after = await settle(daemon)
                 rates.append(rate)
+                cpu.append(used)
                 memory.append((after - base) / n)
                 await trio.to_thread.run_sync(close_all, [warm, *held])
     return [
@@ -191,6 +211,7 @@ async def bench_connect(home: Path, runs: int, n: int) -> list[Row]:
             "case": f"new connection, own tcp session ({n})",
             "value": statistics.median(rates),
             "unit": "conn/s",
+            "cpu_us": statistics.median(cpu),
         },
         {
             "bench": "scale",
@@ -221,7 +242,8 @@ def run(quick: bool = False) -> list[Row]:
 def main() -> None:
     """``python -m bench.scale_bench [--quick]`` prints its rows."""
     for row in run("--quick" in sys.argv):
-        print(f"{row['case']:<48} {row['value']:>10.1f} {row['unit']}")
+        extra = f"  (gateway CPU {row['cpu_us']:.0f} us each)" if "cpu_us" in row else ""
+        print(f"{row['case']:<48} {row['value']:>10.1f} {row['unit']}{extra}")
 
 
 if __name__ == "__main__":
