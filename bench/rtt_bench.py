@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -48,13 +49,17 @@ def percentiles(samples: list[float]) -> tuple[float, float]:
     return samples[n // 2] * 1e6, samples[min(n - 1, int(n * 0.99))] * 1e6
 
 
-def ws_rtt(port: int, path: str, n: int, *, echo: bool = False) -> list[float]:
+def ws_rtt(
+    port: int, path: str, n: int, *, echo: bool = False, home: Path | None = None
+) -> list[float]:
     """Round trips of ``n`` requests over one WebSocket (after a warm-up)."""
     client = FastWsClient(port, path)
     samples = []
     try:
         if not echo:
             client.recv_frame()  # argus/session
+        if home is not None:
+            pin_bridges(home)
         for i in range(200 + n):
             request = REQUEST % i
             start = time.perf_counter()
@@ -69,6 +74,21 @@ def ws_rtt(port: int, path: str, n: int, *, echo: bool = False) -> list[float]:
     finally:
         client.close()
     return samples
+
+
+def pin_bridges(home: Path) -> None:
+    """Put the session bridges of a daemon home on the client core, beside their runtimes.
+
+    A bridge is the runtime's side of the hop (it owns the runtime, not the gateway), but
+    it inherits the gateway's core when the gateway starts it.
+    """
+    for info in home.glob("sessions/*/bridge.json"):
+        pid = json.loads(info.read_text()).get("pid")
+        if isinstance(pid, int):
+            try:
+                os.sched_setaffinity(pid, {CLIENT_CPU})
+            except OSError:
+                pass
 
 
 def line_rtt(send: Any, recv: Any, n: int) -> list[float]:
@@ -197,10 +217,10 @@ def floor(kind: str, n: int) -> list[float]:
 
 
 async def argus_rtt(home: Path, env: dict[str, str], n: int) -> list[float]:
-    """Round trips through a real daemon."""
+    """Round trips through a real daemon (its bridges, if any, beside the runtime)."""
     async with run_daemon(home, "--log-level", "warning", env=env, cpu=SERVER_CPU) as daemon:
         port = int(daemon.base_url.rsplit(":", 1)[1])
-        return await trio.to_thread.run_sync(ws_rtt, port, "/ws", n)
+        return await trio.to_thread.run_sync(partial(ws_rtt, port, "/ws", n, home=home))
 
 
 def row(case: str, samples: list[list[float]]) -> list[Row]:
