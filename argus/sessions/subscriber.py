@@ -99,7 +99,9 @@ class Subscriber:
         self.cursor = cursor
         self.with_seq = with_seq
         self.coalesce = coalesce
-        self.private: collections.deque[tuple[int, str]] = collections.deque()
+        # Created on the first private message: an empty deque costs ~600 bytes, and most
+        # idle clients never get one after their first answers.
+        self.private: collections.deque[tuple[int, str]] | None = None
         self.private_bytes = 0
         self.close_code: int | None = None
         self.close_reason = ""
@@ -148,6 +150,8 @@ class Subscriber:
 
     def push(self, text: str, after_seq: int) -> None:
         """Queue a message for this client alone, after broadcast ``after_seq``."""
+        if self.private is None:
+            self.private = collections.deque()
         self.private.append((after_seq, text))
         self.private_bytes += len(text)
         self.wake()
@@ -237,15 +241,17 @@ class Subscriber:
 
     async def _flush(self) -> None:
         replay = self.replay
-        private = self.private
         while True:
             if self.close_code is not None and not self.drain_before_close:
                 return
             limit = replay.last_seq
+            private = self.private  # re-read: a push during a send may have created it
             if private:
                 after, text = private[0]
                 if after <= self.cursor:
                     private.popleft()
+                    if not private:
+                        self.private = None
                     self.private_bytes -= len(text)
                     await self._send(text)
                     continue

@@ -28,7 +28,7 @@ from typing import Any
 import h11
 import trio
 from wsproto import ConnectionType, WSConnection
-from wsproto.connection import ConnectionState
+from wsproto.connection import Connection, ConnectionState
 from wsproto.events import (
     AcceptConnection,
     BytesMessage,
@@ -152,7 +152,7 @@ class WsAsgiConnection:
         stall_timeout: float,
     ) -> None:
         self.stream = stream
-        self.ws = ws
+        self.ws: WSConnection | Connection = ws
         self._unread = rest
         self.max_message = max_message
         self.stall_timeout = stall_timeout
@@ -238,7 +238,12 @@ class WsAsgiConnection:
                 await self._write(self.ws.send(BytesMessage(data=message.get("bytes") or b"")))
         elif kind == "websocket.accept":
             self.accepted = self.responded = True
-            await self._write(self.ws.send(AcceptConnection()))
+            data = self.ws.send(AcceptConnection())
+            # From here on only the frame protocol is needed: drop the handshake (and its
+            # h11 connection), about 2 KiB an idle client would otherwise keep.
+            if isinstance(self.ws, WSConnection) and self.ws.connection is not None:
+                self.ws = self.ws.connection
+            await self._write(data)
         elif kind == "websocket.close":
             if not self.responded:
                 self.responded = True  # refused before the upgrade: HTTP 403, as hypercorn
@@ -323,10 +328,19 @@ def asgi_scope(request: Request, headers: Headers, stream: trio.SocketStream) ->
 class FastWsTCPServer(GuardedTCPServer):
     """hypercorn's (guarded) TCPServer, but a first-request WebSocket upgrade is ours."""
 
+    def __init__(self, app: Any, config: Any, context: Any, state: Any, stream: Any) -> None:
+        # hypercorn's per-connection lock and idle task are made only for its own path.
+        self.app, self.config, self.context, self.state = app, config, context, state
+        self.stream = stream
+
+    def _init_hypercorn(self) -> None:
+        super().__init__(self.app, self.config, self.context, self.state, self.stream)
+
     async def run(self) -> None:
         """Sniff the first request; serve an upgrade here, anything else through hypercorn."""
         stream = self.stream
         if not isinstance(stream, trio.SocketStream):  # TLS: hypercorn's own path
+            self._init_hypercorn()
             await super().run()
             return
         try:
@@ -337,6 +351,7 @@ class FastWsTCPServer(GuardedTCPServer):
         upgrade = parse_upgrade(data[:end]) if end > 0 else None
         if upgrade is None:
             self.stream = PrefixedStream(stream, data)  # type: ignore[assignment]
+            self._init_hypercorn()
             await super().run()
             return
         ws, request, headers = upgrade
@@ -347,8 +362,9 @@ class FastWsTCPServer(GuardedTCPServer):
             self.config.websocket_max_message_size,
             getattr(self.config, "argus_send_stall_timeout_s", SEND_STALL_TIMEOUT_S),
         )
+        scope = asgi_scope(request, headers, stream)
+        del upgrade, ws, request, headers, data  # the connection keeps what it needs
         try:
-            scope = asgi_scope(request, headers, stream)
             # hypercorn's app wrapper, as hypercorn calls it (no sync spawn: ASGI only).
             await self.app(scope, connection.receive, connection.send, None, None)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
