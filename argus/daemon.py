@@ -2,11 +2,14 @@
 
 ``trio.run(daemon.serve, settings)``::
 
-    daemon nursery                a crash in any child ends the process non-zero
+    daemon nursery                only a bug outside every boundary ends the process
     ├── SessionManager.serve      every Session's nursery lives under it
     ├── Automation.serve          lane workers, watchdog, heartbeat, cron
     ├── hypercorn.trio.serve      HTTP and /ws
     └── signal watcher            SIGINT/SIGTERM -> graceful shutdown
+
+Failure boundaries (``argus.boundary``, docs/architecture.md) keep what one client or one
+session triggers inside that client's connection or that session.
 
 Graceful shutdown is bounded by ARGUS_SHUTDOWN_TIMEOUT_S: clients are closed with 1001 and
 runtimes are stopped first, then the HTTP server is told to finish; whatever is left when

@@ -102,6 +102,7 @@ class NumberedRuntime(Runtime):
     """
 
     instance: str | None
+    generation: int | None  # this connection's number at the bridge: the request-id epoch
     base: int
     first: int
     head: int

@@ -2,16 +2,16 @@
 
 Everything here belongs to one runtime process and is thrown away when it exits: a new
 process starts with a new handshake, no requests in flight and no pending approvals.
-Request ids are rewritten (``protocol.requests.RequestMap``) to integers unique within the
-gateway (starting at 1_000_000_000, like the original) so that several clients and the
-daemon itself can share one connection; the client's own id is restored on the response.
+Request ids are rewritten (``protocol.requests.RequestMap``) to integers unique on the
+runtime connection, in an epoch of their own per bridge connection (an earlier gateway's
+ids never repeat), so that several clients and the daemon itself can share one connection;
+the client's own id is restored on the response.
 This module adds what is not sans-IO: the trio event an internal call waits on, and the
 one write path to the runtime, under a lock.
 """
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,16 +20,6 @@ import trio
 from ..protocol.handshake import Handshake
 from ..protocol.requests import RequestMap
 from ..provision.base import NumberedRuntime, Runtime
-
-FIRST_UPSTREAM_ID = 1_000_000_000
-
-# Process-wide, so ids stay unique across sessions and runtime restarts in this gateway.
-_upstream_ids = itertools.count(FIRST_UPSTREAM_ID)
-
-
-def next_upstream_id() -> int:
-    """A request id no other in-flight request of this gateway uses."""
-    return next(_upstream_ids)
 
 
 class InternalCall:
@@ -80,7 +70,8 @@ class RuntimeConnection:
         self.runtime = runtime
         self._write_lock = trio.Lock()
         self.handshake: Handshake[HandshakeWaiter] = Handshake()
-        self.requests: RequestMap[Waiter] = RequestMap(next_upstream_id, max_inflight)
+        # A bridged runtime gets its id epoch in ``numbered.adopt``.
+        self.requests: RequestMap[Waiter] = RequestMap(max_inflight)
         self.pending_server: dict[str, PendingServerRequest] = {}
         self.turn_owners: dict[str, int] = {}
         self.closed = False

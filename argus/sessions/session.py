@@ -13,7 +13,8 @@ Routing, in short (docs/architecture.md has the full picture):
 * runtime requests (approvals) go to the turn's owner, else the request handler, else any
   client; they stay pending until answered or resolved, and every client that attaches
   while they are pending gets them too;
-* client requests get gateway-unique ids; ``initialize``/``initialized`` go through the
+* client requests get ids unique per runtime connection (``protocol.requests``: an
+  earlier gateway's ids never repeat); ``initialize``/``initialized`` go through the
   connection's handshake machine, which the daemon's own calls share.
 """
 
@@ -25,6 +26,7 @@ from typing import Any
 
 import trio
 
+from ..boundary import contained
 from ..config import Settings
 from ..procs import now_ms
 from ..protocol import codes
@@ -34,8 +36,9 @@ from ..protocol.handshake import Decision
 from ..protocol.messages import Kind
 from ..provision.base import ExitStatus, Provisioner, ProvisionError, Runtime
 from . import numbered
+from .answers import AnswerRouting
 from .approvals import ApprovalRouting
-from .connection import HandshakeWaiter, InternalCall, RuntimeConnection, Waiter
+from .connection import HandshakeWaiter, RuntimeConnection
 from .hooks import NO_HOOKS, GatewayMethodError, SessionHooks
 from .internal_calls import RuntimeCallError, call_runtime
 from .replay import Entry, ReplayBuffer
@@ -50,7 +53,7 @@ class SessionGone(Exception):
     """The session was stopped while the caller was using it."""
 
 
-class Session(ApprovalRouting):
+class Session(ApprovalRouting, AnswerRouting):
     """One session: runtime lifecycle, replay log, subscribers and message routing."""
 
     def __init__(
@@ -88,6 +91,7 @@ class Session(ApprovalRouting):
         self._noise_logged = 0
         self._runtime_scope: trio.CancelScope | None = None
         self._idle_stop = False
+        self._catching_up = False  # reading an adopted runtime's backlog (under _run_lock)
         self.bridge_instance: str | None = None  # the bridge this log's numbers come from
         self.bridge_base = 0
 
@@ -106,6 +110,10 @@ class Session(ApprovalRouting):
                 task_status.started()
                 await self._stop_requested.wait()
                 nursery.cancel_scope.cancel()
+        except Exception:
+            # Boundary: whatever fails inside this session ends this session only.
+            log.exception("session failed session=%s; it is stopped", self.id)
+            self._stopping = True
         finally:
             self._conn = None
             self.finished.set()
@@ -130,11 +138,15 @@ class Session(ApprovalRouting):
         self._stop_requested.set()
 
     async def ensure_running(self) -> None:
-        """Start the runtime unless it runs; concurrent callers share one start."""
-        if self._conn is not None:
+        """Start the runtime unless it runs; concurrent callers share one start.
+
+        A caller also waits while an adopted runtime's backlog is being read: requests
+        sent then would race the replayed lines, and the lanes are not up to date yet.
+        """
+        if self._conn is not None and not self._catching_up:
             return
         async with self._run_lock:
-            if self._conn is not None:
+            if self._conn is not None and not self._catching_up:
                 return
             if self._stopping or self._nursery is None:
                 raise SessionGone(self.id)
@@ -169,9 +181,23 @@ class Session(ApprovalRouting):
                 self.runtime_generation += 1
                 self.hooks.on_runtime_started(self)
                 if backlog > self.replay.last_seq:
-                    await self._read_runtime(runtime, conn, until=backlog)
+                    self._catching_up = True
+                    try:
+                        await self._read_runtime(runtime, conn, until=backlog)
+                    finally:
+                        self._catching_up = False
                 task_status.started()
-                await self._read_runtime(runtime, conn)
+                try:
+                    await self._read_runtime(runtime, conn)
+                except Exception:  # boundary: a routing bug ends this session, reported as such
+                    log.exception(
+                        "session failed session=%s: error routing runtime output", self.id
+                    )
+                    self.stop(
+                        codes.CLOSE_INTERNAL_ERROR,
+                        "Session failed: internal error (see the daemon log)",
+                    )
+                    return
                 with trio.move_on_after(self.settings.stop_timeout_s):
                     status = await runtime.wait_exit()
         finally:
@@ -304,70 +330,6 @@ class Session(ApprovalRouting):
         elif method == "serverRequest/resolved":
             conn.pending_server.pop(m.id_key(params.get("requestId")), None)
 
-    def _answer(
-        self,
-        waiter: Waiter | None,
-        original_id: Any,
-        after: int,
-        text: str | None = None,
-        upstream_id: int = 0,
-        *,
-        result: Any = None,
-        error: dict[str, Any] | None = None,
-    ) -> None:
-        """Hand an answer to whoever waits for it: an internal call, or a client with its
-        own id restored (the runtime's ``text`` spliced when there is one). Nobody: dropped."""
-        if isinstance(waiter, InternalCall):
-            waiter.resolve(result, error)
-        elif waiter is not None and (sub := self.subscribers.get(waiter)) is not None:
-            if text is not None:
-                sub.push(m.restore_id(text, upstream_id, original_id), after)
-            elif error is not None:
-                code = error.get("code", codes.INTERNAL_ERROR)
-                sub.push(m.error_response(original_id, code, str(error.get("message"))), after)
-            else:
-                sub.push(m.result_response(original_id, result), after)
-
-    def _on_response(self, conn: RuntimeConnection, obj: dict, text: str) -> None:
-        upstream_id = obj["id"]
-        pending, is_initialize = conn.requests.answer(upstream_id)
-        if pending is None:
-            log.debug("dropping response with unknown id session=%s id=%r", self.id, upstream_id)
-            return
-        if is_initialize:
-            self._on_initialize_response(conn, obj)
-        elif pending.thread_id is not None and "error" in obj:
-            self.hooks.on_client_turn_refused(self, pending.thread_id)
-        after = self.replay.last_seq
-        result, error = obj.get("result"), obj.get("error")
-        self._answer(
-            pending.waiter,
-            pending.original_id,
-            after,
-            text,
-            upstream_id,
-            result=result,
-            error=error,
-        )
-
-    def _on_initialize_response(self, conn: RuntimeConnection, obj: dict) -> None:
-        """The in-flight ``initialize`` was answered: settle the handshake's waiters."""
-        result = obj.get("result")
-        after = self.replay.last_seq
-        if isinstance(result, dict):
-            for waiter in conn.handshake.on_result(result):
-                self._answer(waiter.waiter, waiter.original_id, after, result=result)
-        else:
-            error = obj.get("error")
-            if not isinstance(error, dict):
-                error = {"code": codes.INTERNAL_ERROR, "message": "initialize failed"}
-            self._fail_waiters(conn.handshake.on_error(), error)
-
-    def _fail_waiters(self, waiters: list[HandshakeWaiter], error: dict[str, Any]) -> None:
-        after = self.replay.last_seq
-        for waiter in waiters:
-            self._answer(waiter.waiter, waiter.original_id, after, error=error)
-
     # -- clients -----------------------------------------------------------------------
 
     def attach(
@@ -449,19 +411,12 @@ class Session(ApprovalRouting):
         """Route one text frame from a client (one JSON message)."""
         self.last_active_ms = now_ms()
         obj = m.parse(text)
-        if obj is m.INVALID:
-            self._reply(sub, m.error_response(None, codes.PARSE_ERROR, "Parse error: invalid JSON"))
-            return
-        if type(obj) is not dict:
-            message = "Invalid request: expected one JSON object per frame"
-            self._reply(sub, m.error_response(None, codes.INVALID_REQUEST, message))
+        problem = m.frame_problem(text, obj)
+        if problem is not None:
+            self._reply(sub, problem)
             return
         method = obj.get("method")
         has_id = "id" in obj
-        if "method" in obj and type(method) is not str:
-            message = "Invalid request: 'method' must be a string"
-            self._reply(sub, m.error_response(obj.get("id"), codes.INVALID_REQUEST, message))
-            return
         if method is not None and method.startswith("argus/"):
             await self._handle_gateway_method(sub, obj)
             return
@@ -560,7 +515,8 @@ class Session(ApprovalRouting):
         conn = self._conn
         bridged = conn.numbered if conn is not None else None
         if bridged is not None and conn is not None and not conn.closed and self._nursery:
-            self._nursery.start_soon(bridged.send_note, text.encode())
+            send_note = contained(bridged.send_note, f"note to the bridge session={self.id}")
+            self._nursery.start_soon(send_note, text.encode())
             return
         self._broadcast(text)
         self._after_batch()

@@ -32,7 +32,8 @@ class Accepted:
 
 def close_reason(text: str) -> str:
     """``text`` cut to ``codes.MAX_CLOSE_REASON_BYTES`` of UTF-8, never inside a character."""
-    return text.encode("utf-8")[: codes.MAX_CLOSE_REASON_BYTES].decode("utf-8", "ignore")
+    data = text.encode("utf-8", "replace")  # "replace": a lone surrogate cannot fail a close
+    return data[: codes.MAX_CLOSE_REASON_BYTES].decode("utf-8", "ignore")
 
 
 async def accept(

@@ -20,7 +20,7 @@ from ..automation.service import Automation
 from ..config import Settings
 from ..sessions.manager import SessionManager
 from .automation_http import add_automation_routes
-from .errors import error, request_token
+from .shared import error, request_token
 
 View = Callable[..., Awaitable[Any]]
 
@@ -60,7 +60,12 @@ def build_http_app(
     @app.errorhandler(HTTPException)
     async def http_error(exc: HTTPException) -> Any:
         code = (exc.name or "error").lower().replace(" ", "_")
-        return error(exc.code or 500, code, exc.name or "Error")
+        response, status = error(exc.code or 500, code, exc.name or "Error")
+        if status == 413:
+            # The rest of the body was never read; on a keep-alive connection it would be
+            # taken as the next request, which then never gets an answer. Close instead.
+            response.headers["Connection"] = "close"
+        return response, status
 
     @app.get("/healthz")
     async def healthz() -> Any:

@@ -38,7 +38,7 @@ from .. import auth
 from ..nodes.scope import Principal, Scopes
 from ..nodes.tools import NodeTools
 from ..protocol import codes
-from .errors import error, request_token
+from .shared import error, json_body, request_token
 
 VERSIONS = ("2025-11-25", "2025-06-18", "2025-03-26")
 MAX_SESSIONS = 10_000
@@ -174,7 +174,9 @@ def add_mcp_routes(
         accept = request.headers.get("accept")
         if accept and not any(a in accept for a in ("application/json", "*/*", "application/*")):
             return error(406, "not_acceptable", "Accept must include application/json")
-        body = await request.get_json(force=True, silent=True)
+        body, problem = await json_body()
+        if problem is not None:
+            return error(400, problem[0], problem[1])
         if not isinstance(body, dict | list):
             return error(400, "invalid_json", "Invalid JSON body")
         messages = body if isinstance(body, list) else [body]

@@ -21,6 +21,7 @@ from ..nodes.registry import NodeConnection, NodeRegistry
 from ..nodes.scope import Scopes, runtime_node_id
 from ..procs import now_ms
 from ..protocol import codes
+from ..protocol import messages as m
 from .accept import accept, close_reason
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ class NodesEndpoint:
         self.registry = registry
         self.scopes = scopes
         self.on_event = on_event
+        self.allowed_origins = allowed_origins
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         """Serve one node connection."""
@@ -165,10 +167,13 @@ class NodesEndpoint:
 
 
 def _json_object(text: Any) -> dict[str, Any] | None:
+    """A frame's JSON object; None for anything else (not JSON, too deep, lone surrogates)."""
     if not isinstance(text, str):
         return None
     try:
         value = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
-    return value if isinstance(value, dict) else None
+    if not isinstance(value, dict) or (m.may_hold_surrogate(text) and m.has_lone_surrogate(value)):
+        return None
+    return value

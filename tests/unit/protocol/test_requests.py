@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import itertools
-
-from argus.protocol.requests import RequestMap
+from argus.protocol.requests import RequestMap, UpstreamIds
 
 
 def new_map(limit: int = 10) -> RequestMap[str]:
-    return RequestMap(itertools.count(1_000_000_000).__next__, limit)
+    return RequestMap(limit)
 
 
 def test_two_waiters_with_the_same_id_get_their_own_answers() -> None:
@@ -60,3 +58,14 @@ def test_a_cancelled_request_is_answered_to_nobody() -> None:
     upstream = requests.add("daemon", None, "turn/start")
     requests.cancel(upstream)
     assert requests.answer(upstream) == (None, False)
+
+
+def test_an_answer_from_an_earlier_connections_epoch_is_told_apart() -> None:
+    earlier = RequestMap[str](10, UpstreamIds(epoch=1))
+    old_id = earlier.add("alice", 1, "thread/start")
+    requests = RequestMap[str](10, UpstreamIds(epoch=2))
+    new_id = requests.add("alice", 1, "thread/start")
+    assert old_id != new_id
+    assert requests.answer(old_id) == (None, False)
+    assert requests.from_earlier_connection(old_id)
+    assert not requests.from_earlier_connection(new_id + 1)
