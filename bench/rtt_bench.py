@@ -34,7 +34,7 @@ import trio
 from argus.testing import run_daemon
 from bench.argus_bench import CLIENT_CPU, SERVER_CPU, pin_client
 from bench.ceiling import _asgi_lifespan
-from bench.scale_bench import RUNTIME_SCRIPT, stdio_runtime_cmd, tcp_runtime
+from bench.scale_bench import RUNTIME_SCRIPT, cpu_s, stdio_runtime_cmd, tcp_runtime
 from bench.wsclient import FastWsClient
 
 Row = dict[str, Any]
@@ -50,17 +50,34 @@ def percentiles(samples: list[float]) -> tuple[float, float]:
 
 
 def ws_rtt(
-    port: int, path: str, n: int, *, echo: bool = False, home: Path | None = None
+    port: int,
+    path: str,
+    n: int,
+    *,
+    echo: bool = False,
+    home: Path | None = None,
+    cpu: list[float] | None = None,
 ) -> list[float]:
-    """Round trips of ``n`` requests over one WebSocket (after a warm-up)."""
+    """Round trips of ``n`` requests over one WebSocket (after a warm-up).
+
+    With ``home`` (a daemon's), the session's bridge is put beside its runtime and, with
+    ``cpu``, the CPU µs per request of the gateway (``cpu[0]`` is its pid) and of the
+    bridge are appended to ``cpu``: a figure the machine's noise barely moves.
+    """
     client = FastWsClient(port, path)
     samples = []
+    procs: list[int] = []
     try:
         if not echo:
             client.recv_frame()  # argus/session
         if home is not None:
-            pin_bridges(home)
+            procs = pin_bridges(home)
+        if cpu:
+            procs = [int(cpu.pop()), *procs]
+        used: list[float] = []
         for i in range(200 + n):
+            if i == 200:
+                used = [cpu_s(pid) for pid in procs]
             request = REQUEST % i
             start = time.perf_counter()
             client.send_text(request)
@@ -71,24 +88,30 @@ def ws_rtt(
                     pass
             if i >= 200:
                 samples.append(time.perf_counter() - start)
+        if cpu is not None:
+            per = [(cpu_s(pid) - u) / n * 1e6 for pid, u in zip(procs, used, strict=True)]
+            cpu += [per[0], sum(per[1:])]
     finally:
         client.close()
     return samples
 
 
-def pin_bridges(home: Path) -> None:
+def pin_bridges(home: Path) -> list[int]:
     """Put the session bridges of a daemon home on the client core, beside their runtimes.
 
     A bridge is the runtime's side of the hop (it owns the runtime, not the gateway), but
     it inherits the gateway's core when the gateway starts it.
     """
+    pids = []
     for info in home.glob("sessions/*/bridge.json"):
         pid = json.loads(info.read_text()).get("pid")
         if isinstance(pid, int):
             try:
                 os.sched_setaffinity(pid, {CLIENT_CPU})
+                pids.append(pid)
             except OSError:
                 pass
+    return pids
 
 
 def line_rtt(send: Any, recv: Any, n: int) -> list[float]:
@@ -216,27 +239,36 @@ def floor(kind: str, n: int) -> list[float]:
         process.wait(timeout=10)
 
 
-async def argus_rtt(home: Path, env: dict[str, str], n: int) -> list[float]:
-    """Round trips through a real daemon (its bridges, if any, beside the runtime)."""
+async def argus_rtt(home: Path, env: dict[str, str], n: int, cpu: list[list[float]]) -> list[float]:
+    """Round trips through a real daemon (its bridges, if any, beside the runtime); the
+    gateway's and the bridge's CPU µs per request are appended to ``cpu``."""
     async with run_daemon(home, "--log-level", "warning", env=env, cpu=SERVER_CPU) as daemon:
         port = int(daemon.base_url.rsplit(":", 1)[1])
-        return await trio.to_thread.run_sync(partial(ws_rtt, port, "/ws", n, home=home))
+        used: list[float] = [daemon.process.pid]
+        samples = await trio.to_thread.run_sync(
+            partial(ws_rtt, port, "/ws", n, home=home, cpu=used)
+        )
+        cpu.append(used)
+        return samples
 
 
-def row(case: str, samples: list[list[float]]) -> list[Row]:
-    """p50/p99 rows: medians over runs."""
-    p50 = statistics.median(percentiles(s)[0] for s in samples)
+def row(case: str, samples: list[list[float]], cpu: list[list[float]] | None = None) -> list[Row]:
+    """p50/p99 rows: medians over runs (and the best run's p50, the least disturbed by
+    other load); with ``cpu``, the gateway's and bridge's CPU µs per request."""
+    p50s = [percentiles(s)[0] for s in samples]
     p99 = statistics.median(percentiles(s)[1] for s in samples)
-    return [
-        {"bench": "rtt", "case": f"{case} p50", "value": p50, "unit": "us"},
-        {"bench": "rtt", "case": f"{case} p99", "value": p99, "unit": "us"},
-    ]
+    first: Row = {"bench": "rtt", "case": f"{case} p50", "value": statistics.median(p50s)}
+    first.update(unit="us", best=min(p50s))
+    if cpu:
+        first["cpu_us"] = statistics.median(c[0] for c in cpu)
+        first["bridge_cpu_us"] = statistics.median(c[1] for c in cpu)
+    return [first, {"bench": "rtt", "case": f"{case} p99", "value": p99, "unit": "us"}]
 
 
 async def run_all(quick: bool = False, floors: bool = True) -> list[Row]:
     """Every case; ``quick`` shrinks counts."""
     pin_client()
-    runs, n = (1, 1000) if quick else (3, 3000)
+    runs, n = (1, 1000) if quick else (5, 2000)
     rows: list[Row] = []
     if floors:
         for kind in ECHOES:
@@ -251,15 +283,18 @@ async def run_all(quick: bool = False, floors: bool = True) -> list[Row]:
                 "ARGUS_TCP_HOST": "127.0.0.1",
                 "ARGUS_TCP_PORT": str(runtime_port),
             }
-            samples = [await argus_rtt(Path(tmp) / f"tcp{i}", tcp_env, n) for i in range(runs)]
-            rows += row("argus tcp mode", samples)
+            cpu: list[list[float]] = []
+            samples = [await argus_rtt(Path(tmp) / f"tcp{i}", tcp_env, n, cpu) for i in range(runs)]
+            rows += row("argus tcp mode", samples, cpu)
         env = {"ARGUS_RUNTIME_CMD": stdio_runtime_cmd(), "ARGUS_RUNTIME_NODE": "0"}
-        samples = [await argus_rtt(Path(tmp) / f"default{i}", env, n) for i in range(runs)]
-        rows += row("argus default (bridged)", samples)
+        cpu = []
+        samples = [await argus_rtt(Path(tmp) / f"default{i}", env, n, cpu) for i in range(runs)]
+        rows += row("argus default (bridged)", samples, cpu)
         # The same through hypercorn's WebSocket stack (the path before issue 14).
         env["ARGUS_WS_FAST_PATH"] = "0"
-        samples = [await argus_rtt(Path(tmp) / f"hyper{i}", env, n) for i in range(runs)]
-        rows += row("argus default, ARGUS_WS_FAST_PATH=0", samples)
+        cpu = []
+        samples = [await argus_rtt(Path(tmp) / f"hyper{i}", env, n, cpu) for i in range(runs)]
+        rows += row("argus default, ARGUS_WS_FAST_PATH=0", samples, cpu)
     return rows
 
 
@@ -279,7 +314,10 @@ def main() -> None:
         echo_server(options.echo)
         return
     for r in trio.run(run_all, options.quick, not options.no_floor):
-        print(f"{r['case']:<40} {r['value']:>8.0f} {r['unit']}")
+        extra = f"  (best run {r['best']:.0f})" if "best" in r else ""
+        if "cpu_us" in r:
+            extra += f"  gateway CPU {r['cpu_us']:.0f} us, bridge {r['bridge_cpu_us']:.0f} us"
+        print(f"{r['case']:<40} {r['value']:>8.0f} {r['unit']}{extra}")
 
 
 if __name__ == "__main__":
