@@ -163,6 +163,10 @@ class WsAsgiConnection:
         self.gone = False  # the peer closed, or the connection broke
         self._parts: list[str | bytes] = []
         self._size = 0
+        # The 101 response waits here for the first frame (one write instead of two, a
+        # system call being most of a new connection's cost); it is flushed before any
+        # read, so a peer that must speak first is never kept waiting for it.
+        self._out = b""
 
     # -- receive ------------------------------------------------------------------------
 
@@ -180,6 +184,12 @@ class WsAsgiConnection:
                 return {"type": "websocket.disconnect", "code": CloseReason.ABNORMAL_CLOSURE}
             data, self._unread = self._unread, b""
             if not data:
+                if self._out:
+                    try:
+                        await self._write(b"")
+                    except (trio.BrokenResourceError, trio.ClosedResourceError):
+                        self.gone = True
+                        continue
                 try:
                     data = await self.stream.receive_some(READ_BYTES)
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -243,7 +253,7 @@ class WsAsgiConnection:
             # h11 connection), about 2 KiB an idle client would otherwise keep.
             if isinstance(self.ws, WSConnection) and self.ws.connection is not None:
                 self.ws = self.ws.connection
-            await self._write(data)
+            self._out = data  # sent with the first frame, or before the first read
         elif kind == "websocket.close":
             if not self.responded:
                 self.responded = True  # refused before the upgrade: HTTP 403, as hypercorn
@@ -269,9 +279,16 @@ class WsAsgiConnection:
             self._lock.acquire_nowait()
         except trio.WouldBlock:
             await self._lock.acquire()
+        if self._out:
+            data, self._out = self._out + data, b""
+        if not data:
+            self._lock.release()
+            return
         try:
-            with trio.CancelScope(shield=True) as scope:
-                scope.deadline = trio.current_time() + self.stall_timeout
+            # Deadline given to the constructor: setting it afterwards costs a context
+            # manager inside trio, on every frame.
+            deadline = trio.current_time() + self.stall_timeout
+            with trio.CancelScope(shield=True, deadline=deadline) as scope:
                 await self.stream.send_all(data)
         finally:
             self._lock.release()
@@ -288,6 +305,8 @@ class WsAsgiConnection:
         try:
             if not self.responded:
                 await self._write(self.ws.send(RejectConnection(status_code=500)))
+            elif self._out:
+                await self._write(b"")
             elif not self.gone and self.ws.state is ConnectionState.LOCAL_CLOSING:
                 with trio.move_on_after(PEER_CLOSE_WAIT_S):
                     while not self.gone:
