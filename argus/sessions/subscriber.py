@@ -296,6 +296,8 @@ class Subscriber:
         i = 0
         n = len(batch)
         while i < n:
+            if self.close_code is not None and not self.drain_before_close:
+                return  # cut off mid-batch: the cursor stays at what was really sent
             entry = batch[i]
             assert entry is not None
             if entry.directed:

@@ -274,7 +274,12 @@ class WsAsgiConnection:
             self.gone = True
 
     async def _write(self, data: bytes) -> None:
-        """Write under the lock, shielded (no half frame), within the stall deadline."""
+        """Write under the lock, shielded (no half frame), within the stall deadline.
+
+        A cancellation point before the write (without a scheduling pass): a sender that
+        was cut off stops here even while the socket still takes everything at once.
+        """
+        await trio.lowlevel.checkpoint_if_cancelled()
         try:
             self._lock.acquire_nowait()
         except trio.WouldBlock:
