@@ -46,6 +46,7 @@ from .subscriber import SendText, Subscriber, cut_off_laggards
 
 log = logging.getLogger(__name__)
 
+NOTIFICATION, REQUEST, RESPONSE = Kind.NOTIFICATION, Kind.REQUEST, Kind.RESPONSE
 NOISE_LOG_LIMIT = 50  # non-JSON stdout lines logged per runtime before going quiet
 
 
@@ -287,7 +288,7 @@ class Session(ApprovalRouting, AnswerRouting):
         text = line.decode("utf-8", "replace")
         obj = m.parse_fast(text)
         kind = m.classify(obj)
-        if kind is Kind.NOTIFICATION:
+        if kind is NOTIFICATION:
             method = obj["method"]
             params = obj.get("params")
             if method in m.DELTA_METHODS:
@@ -300,9 +301,9 @@ class Session(ApprovalRouting, AnswerRouting):
             if type(params) is dict:
                 self._track_notification(conn, method, params)
                 self.hooks.on_notification(self, method, params)
-        elif kind is Kind.REQUEST:
+        elif kind is REQUEST:
             self._on_server_request(conn, obj, text)
-        elif kind is Kind.RESPONSE:
+        elif kind is RESPONSE:
             self._on_response(conn, obj, text)
         else:
             self._log_noise(text)
