@@ -10,7 +10,15 @@ import argparse
 import importlib.util
 from typing import Any
 
-from bench import argus_bench, automation_bench, bridge_bench, nodes_bench, rtt_bench, scale_bench
+from bench import (
+    argus_bench,
+    automation_bench,
+    bridge_bench,
+    nodes_bench,
+    rtt_bench,
+    scale_bench,
+    telegram_bench,
+)
 
 Row = dict[str, Any]
 
@@ -152,12 +160,13 @@ def main() -> None:
         "--only",
         nargs="*",
         default=None,
-        help="only these groups: ceiling core automation nodes bridge rtt scale",
+        help="only these groups: ceiling core automation nodes bridge rtt scale telegram",
     )
     options = parser.parse_args()
     rows: list[Row] = []
     groups = set(
-        options.only or ("ceiling", "core", "automation", "nodes", "bridge", "rtt", "scale")
+        options.only
+        or ("ceiling", "core", "automation", "nodes", "bridge", "rtt", "scale", "telegram")
     )
     if not options.no_ceiling and "ceiling" in groups:
         rows += ceiling_rows(options.quick)
@@ -173,6 +182,8 @@ def main() -> None:
         rows += rtt_bench.run(quick=options.quick)
     if "scale" in groups:
         rows += scale_bench.run(quick=options.quick)
+    if "telegram" in groups:
+        rows += telegram_bench.run(quick=options.quick)
     print(f"{'bench':<9} {'case':<40} {'value':>14} unit")
     for row in rows:
         extra = ""

@@ -339,10 +339,17 @@ class Bridge:
                 "initialize": self.init_result,
                 "exit": self.exit,
             }
-            await stream.send_all(p.json_frame(p.WELCOME, welcome))
-            backlog = b"".join(p.line_frame(n, line) for n, line in self.ring.after(since))
-            if backlog:
-                await stream.send_all(backlog)
+            try:
+                await stream.send_all(p.json_frame(p.WELCOME, welcome))
+                backlog = b"".join(p.line_frame(n, line) for n, line in self.ring.after(since))
+                if backlog:
+                    await stream.send_all(backlog)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                # The gateway went away during its handshake (kill -9): this connection
+                # is over, the bridge and its runtime carry on for the next one.
+                if self.conn is stream:
+                    self.conn = old
+                return
         if old is not None:
             log.info("a new gateway connection replaces the old one")
             await old.aclose()
