@@ -12,15 +12,9 @@ Invariants:
   that records the started turn (``records.commit_turn_start``), after that request's own
   ``turn/start`` response named the turn. A failed start leaves them queued with a growing
   ``not_before`` (backoff); a start refused because a turn we did not start is running
-  (-32600, after re-adopting a runtime) leaves them queued with no backoff, the lane busy
-  until that turn completes.
-* Exactly once across a gateway crash: before a gateway ``turn/start`` is written, one
-  transaction records it as "starting" (``store.turn_starts``: inputs, thread, bridge
-  instance, upstream id); the response's commit clears it. A lane with such a record
-  starts nothing. After a restart the record is resolved by the old request's response,
-  which the re-adopted bridge replays or forwards (``on_unmatched_response``), or
-  released (inputs queued again) when no answer can come: at once for a plain child
-  runtime or a new bridge instance, else ``turn_start_grace_s`` after the backlog.
+  (-32600, after re-adopting a runtime) leaves them queued, the lane busy until it ends.
+* Exactly once across a gateway crash: a "starting" record is committed before each gateway
+  ``turn/start`` is written and resolved after a restart (``start_records``).
 * ``thread/resume`` is sent only for a thread not loaded in the current runtime connection
   (``loaded`` tracks thread ids per ``Session.runtime_generation``).
 """
@@ -39,16 +33,16 @@ from ..boundary import contained
 from ..config import Settings
 from ..procs import now_ms
 from ..protocol import codes
-from ..provision.base import ProvisionError
 from ..sessions.hooks import SessionHooks
 from ..sessions.internal_calls import RuntimeCallError
 from ..sessions.manager import SessionTable
-from ..sessions.session import Session, SessionGone
+from ..sessions.session import Session
 from ..store import cron_records, records, turn_starts
 from ..store.db import Store
 from ..store.turn_starts import TurnStart
 from . import heartbeat, turn_input
 from .lanes import Lane, LaneTable
+from .start_records import START_ERRORS, StartResolution, turn_in_progress
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +52,6 @@ START_TIMEOUT_S = 120.0
 ENQUEUE_WAIT_S = 30.0
 BATCH_MAX = 50
 RECENT_STARTS = 256
-START_ERRORS = (RuntimeCallError, SessionGone, ProvisionError, trio.TooSlowError, OSError)
 GATEWAY_KINDS = frozenset({"user", "followup", "heartbeat", "cron"})
 
 
@@ -87,7 +80,7 @@ class Plan:
     blocked: bool = False  # an earlier start of this lane is unresolved ("starting")
 
 
-class Engine(SessionHooks):
+class Engine(StartResolution, SessionHooks):
     """Lanes, workers and gateway turns for every session of the daemon.
 
     The clocks (``scheduler``) and the ``argus/*`` methods (``api``) sit above it and call
@@ -133,8 +126,7 @@ class Engine(SessionHooks):
         # on_notification / on_turn_result / on_server_request / on_server_answer.
         self.observer: Any = None
         self._nursery: trio.Nursery | None = None
-        # An earlier gateway's turn/starts whose outcome is not known yet, by (session,
-        # upstream id): loaded once at start (``load_starting``), bounded by the lanes.
+        # An earlier gateway's unresolved turn/starts by (session, upstream id).
         self.in_doubt: dict[tuple[str, int], TurnStart] = {}
         self._in_doubt_loaded = False
 
@@ -148,28 +140,9 @@ class Engine(SessionHooks):
             task_status.started()
             await trio.sleep_forever()
 
-    async def load_starting(self) -> None:
-        """Read the "starting" records an earlier gateway left (before runtimes are adopted,
-        so their replayed responses find them)."""
-        if self._in_doubt_loaded:
-            return
-        for start in await self.store.run(turn_starts.list_all):
-            self.in_doubt[(start.session_id, start.upstream_id)] = start
-        self._in_doubt_loaded = True
-        if self.in_doubt:
-            log.info("turn starts to resolve after the restart count=%s", len(self.in_doubt))
-
     async def _recover(self) -> None:
         """After a restart: no turn runs in a fresh runtime; queued work resumes."""
-        await self.load_starting()
-        for session_id in {key[0] for key in self.in_doubt}:
-            session = self.session(session_id)
-            if session is None:
-                continue
-            if session.state == "running":
-                self.on_runtime_caught_up(session)  # adopted before we looked
-            else:
-                self.spawn(self._adopt_for_resolution, session)
+        await self.resolve_after_restart()
         for session_id, _thread, _turn, _kind in await self.store.run(records.active_lanes):
             session = self.session(session_id)
             if session is None or session.state != "running":
@@ -177,93 +150,6 @@ class Engine(SessionHooks):
         for session_id, thread_id in await self.store.run(records.lanes_with_work):
             if self.session(session_id) is not None:
                 self.wake_lane(self.lanes.get(session_id, thread_id))
-
-    async def _adopt_for_resolution(self, session: Session) -> None:
-        """Start (or adopt) the runtime so its backlog resolves the session's records."""
-        try:
-            await session.ensure_running()
-        except START_ERRORS as exc:
-            log.warning(
-                "cannot reach the runtime to resolve turn starts session=%s: %s", session.id, exc
-            )
-
-    # -- "starting" records of an earlier gateway ------------------------------------------
-
-    def on_runtime_caught_up(self, session: Session) -> None:
-        """The backlog is read: release the records no answer can come for; time the rest."""
-        for key, start in list(self.in_doubt.items()):
-            if key[0] != session.id:
-                continue
-            same_bridge = session.bridged and start.bridge_instance is not None
-            if same_bridge and start.bridge_instance == session.bridge_instance:
-                self.spawn(self._release_after_grace, start)
-            else:
-                del self.in_doubt[key]
-                log.info(
-                    "turn start released (its runtime is gone) session=%s thread=%s",
-                    session.id,
-                    start.thread_id,
-                )
-                self.spawn(self._release, start)
-
-    async def _release_after_grace(self, start: TurnStart) -> None:
-        await trio.sleep(self.settings.turn_start_grace_s)
-        key = (start.session_id, start.upstream_id)
-        if self.in_doubt.get(key) is start:
-            del self.in_doubt[key]
-            log.info(
-                "turn start released (no answer within %ss) session=%s thread=%s",
-                self.settings.turn_start_grace_s,
-                start.session_id,
-                start.thread_id,
-            )
-            await self._release(start)
-
-    async def _release(self, start: TurnStart) -> None:
-        """The request started nothing: its inputs are eligible again."""
-        await self.store.run(turn_starts.release, start.session_id, start.upstream_id)
-        if self.session(start.session_id) is not None:
-            self.wake_lane(self.lanes.get(start.session_id, start.thread_id))
-
-    def on_unmatched_response(self, session: Session, upstream_id: Any, obj: dict) -> None:
-        """An earlier gateway's request was answered: resolve its "starting" record."""
-        if type(upstream_id) is not int:
-            return
-        key = (session.id, upstream_id)
-        start = self.in_doubt.get(key)
-        if start is None or start.bridge_instance != session.bridge_instance:
-            return
-        del self.in_doubt[key]
-        result = obj.get("result")
-        turn = result.get("turn") if isinstance(result, dict) else None
-        turn_id = turn.get("id") if isinstance(turn, dict) else None
-        if "error" in obj or not isinstance(turn_id, str):
-            log.info(
-                "earlier turn start was refused; inputs queued again session=%s thread=%s",
-                session.id,
-                start.thread_id,
-            )
-            self.spawn(self._release, start)
-            return
-        lane = self.lanes.get(session.id, start.thread_id)
-        finished = turn_id in lane.recent_completed
-        if not finished:
-            # The response precedes its turn's notifications: the lane is this turn's now.
-            lane.start(start.kind, start.source)
-            lane.active_turn_id = turn_id
-        log.info(
-            "earlier %s turn start confirmed session=%s thread=%s turn=%s",
-            start.kind,
-            session.id,
-            start.thread_id,
-            turn_id,
-        )
-        self.spawn(self._commit_earlier, start, None if finished else turn_id)
-
-    async def _commit_earlier(self, start: TurnStart, turn_id: str | None) -> None:
-        await self.store.run(turn_starts.commit_started, start, turn_id, self.wall_ms())
-        if self.session(start.session_id) is not None:
-            self.wake_lane(self.lanes.get(start.session_id, start.thread_id))
 
     def session_busy(self, session_id: str) -> bool:
         """Whether any lane of the session runs a turn (the idle reaper asks)."""
@@ -495,22 +381,7 @@ class Engine(SessionHooks):
         )
         completions = lane.completions
         recorded: list[TurnStart] = []
-
-        async def record_start(upstream_id: int) -> None:
-            start = TurnStart(
-                session.id,
-                upstream_id,
-                lane.thread_id,
-                session.bridge_instance if session.bridged else None,
-                kind,
-                source,
-                [f.id for f in followups],
-                [e.id for e in plan.events],
-                self.wall_ms(),
-            )
-            await self.store.run(turn_starts.begin, start)
-            recorded.append(start)
-
+        record_start = self.start_recorder(session, lane, kind, source, followups, plan, recorded)
         try:
             with trio.fail_after(START_TIMEOUT_S):
                 # Adopting a bridged runtime replays its backlog through the lanes first:
@@ -536,7 +407,7 @@ class Engine(SessionHooks):
                     "turn/start", params, timeout=START_TIMEOUT_S, before_send=record_start
                 )
         except START_ERRORS as exc:
-            if recorded:
+            if recorded:  # it started nothing: the record goes, the inputs stay queued
                 await self.store.run(turn_starts.release, session.id, recorded[0].upstream_id)
             if turn_in_progress(exc) and lane.busy:
                 self._wait_for_running_turn(session, lane, kind, completions)
@@ -573,25 +444,12 @@ class Engine(SessionHooks):
         if lane.busy:
             lane.starting = False
             lane.active_turn_id = turn_id
-        if recorded:
-            await self.store.run(
-                turn_starts.commit_started,
-                recorded[0],
-                turn_id if still_running else None,
-                self.wall_ms(),
-            )
-        else:
-            await self.store.run(
-                records.commit_turn_start,
-                session.id,
-                lane.thread_id,
-                [f.id for f in followups],
-                [e.id for e in plan.events],
-                turn_id if still_running else None,
-                kind,
-                source,
-                self.wall_ms(),
-            )
+        await self.store.run(
+            turn_starts.commit_started,
+            recorded[0],  # before_send ran: the request was written
+            turn_id if still_running else None,
+            self.wall_ms(),
+        )
         if kind == "heartbeat":
             self.last_heartbeat[session.id] = trio.current_time()
         self.session_backoff.pop(session.id, None)
@@ -723,14 +581,6 @@ class Engine(SessionHooks):
         if meta:
             event["meta"] = meta
         return event
-
-
-def turn_in_progress(exc: BaseException) -> bool:
-    """Whether a ``turn/start`` failed because the thread already runs a turn (-32600)."""
-    if not isinstance(exc, RuntimeCallError) or exc.error.get("code") != -32600:
-        return False
-    message = str(exc.error.get("message") or "").lower()
-    return "in progress" in message or "already running" in message or "active turn" in message
 
 
 def wakes_heartbeat(event: records.SystemEvent) -> bool:
