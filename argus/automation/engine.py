@@ -330,9 +330,12 @@ class Engine(StartResolution, SessionHooks):
                 session = self.session(lane.session_id)
                 if session is None:
                     return
+                changed = lane.changed  # a wake while the plan is read is not lost
                 plan = await self.store.run(_plan, lane.session_id, lane.thread_id)
                 kind = self._next_kind(lane, plan)
                 if kind is None:
+                    if changed.is_set():
+                        continue
                     return
                 if kind == "followup":
                     wait_s = (plan.followups[0].not_before_ms - self.wall_ms()) / 1000
