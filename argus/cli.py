@@ -47,6 +47,8 @@ FLAG_FIELDS = {
     "home_host_path",
     "workspace_host_path",
     "log_level",
+    "tls_certfile",
+    "tls_keyfile",
 }
 
 
@@ -116,6 +118,14 @@ def build_parser() -> argparse.ArgumentParser:
         dest="workspace_host_path",
         help="shared workspace for runtimes [ARGUS_WORKSPACE_HOST_PATH] "
         "(default: each session's HOME/sessions/<id>/workspace)",
+    )
+    serve.add_argument(
+        "--certfile",
+        dest="tls_certfile",
+        help="PEM certificate: serve https:// and wss:// on the same port [ARGUS_TLS_CERTFILE]",
+    )
+    serve.add_argument(
+        "--keyfile", dest="tls_keyfile", help="PEM private key of --certfile [ARGUS_TLS_KEYFILE]"
     )
     serve.add_argument(
         "--log-level", help="debug | info | warning | error [ARGUS_LOG_LEVEL] (default info)"

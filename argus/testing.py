@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import trio
 
-LISTEN_RE = re.compile(r"listening on (http://\S+)")
+LISTEN_RE = re.compile(r"listening on (https?://\S+)")
 
 
 @dataclass
@@ -34,7 +34,7 @@ class Daemon:
 
     @property
     def ws_url(self) -> str:
-        """``ws://127.0.0.1:PORT``."""
+        """``ws://127.0.0.1:PORT`` (``wss://`` when the daemon serves TLS)."""
         return "ws" + self.base_url[len("http") :]
 
     @property

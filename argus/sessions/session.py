@@ -371,13 +371,15 @@ class Session(ApprovalRouting):
         with_seq: bool,
         coalesce: bool,
         label: str = "",
+        live: bool = False,
     ) -> tuple[Subscriber, int]:
         """Register a client; returns it and the ``seq`` for its ``argus/session`` frame.
 
         Without ``since`` the client starts at the head of the log, except that messages
         broadcast while no client was attached are delivered to it first (the original's
         outbox). With ``since`` it resumes after that number; if some of those messages
-        were evicted it first gets ``argus/replay/gap``.
+        were evicted it first gets ``argus/replay/gap``. ``live`` starts at the head with
+        no outbox (codex remote clients recover with ``thread/resume``, not a replay).
         """
         if self._stopping:
             raise SessionGone(self.id)
@@ -385,6 +387,8 @@ class Session(ApprovalRouting):
         head = replay.last_seq
         if since is not None:
             cursor = min(max(since, 0), head)
+        elif live:
+            cursor = head
         elif self._unattended_from is not None and not self.subscribers:
             cursor = self._unattended_from - 1
         else:

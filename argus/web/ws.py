@@ -23,7 +23,12 @@ import trio
 from ..config import Settings
 from ..protocol import messages as m
 from ..provision.base import ProvisionError
-from ..sessions.manager import SessionManager, TooManySessions, valid_session_id
+from ..sessions.manager import (
+    DEFAULT_SESSION_ID,
+    SessionManager,
+    TooManySessions,
+    valid_session_id,
+)
 from ..sessions.session import Session, SessionGone
 from ..sessions.subscriber import Subscriber
 from . import auth
@@ -80,7 +85,12 @@ class WsEndpoint:
 
     async def _open_session(self, wanted: str | None) -> tuple[Session | None, bool, int, str]:
         created = False
-        if wanted is not None:
+        if wanted == DEFAULT_SESSION_ID:
+            try:
+                session, created = await self.manager.default_session()
+            except TooManySessions as exc:
+                return None, False, 1013, str(exc)
+        elif wanted is not None:
             session = self.manager.get(wanted) if valid_session_id(wanted) else None
             if session is None:
                 return None, False, 1008, "Unknown session"
@@ -115,7 +125,11 @@ class WsEndpoint:
 
         try:
             sub, seq = session.attach(
-                send_text, since=opts["since"], with_seq=opts["seq"], coalesce=opts["coalesce"]
+                send_text,
+                since=opts["since"],
+                with_seq=opts["seq"],
+                coalesce=opts["coalesce"],
+                live=opts.get("live", False),
             )
         except SessionGone:
             await close(1008, "Unknown session")
