@@ -21,7 +21,7 @@ def make_self_signed(directory: Path, host: str = "127.0.0.1") -> tuple[Path, Pa
     """Write ``cert.pem`` and ``key.pem`` for ``host`` (and localhost); return their paths."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
