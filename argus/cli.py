@@ -1,4 +1,4 @@
-"""The ``argus`` command: ``argus serve``, ``argus demo-runtime``.
+"""The ``argus`` command: ``argus serve``, the client commands, ``argus demo-runtime``.
 
 Configuration errors exit with code 2 and one line naming the variable or flag, before
 anything listens or spawns; no traceback, because they are the user's to fix, not bugs.
@@ -166,6 +166,10 @@ def build_parser() -> argparse.ArgumentParser:
         add_help=False,
     )
     demo.add_argument("args", nargs=argparse.REMAINDER, help="options of the demo runtime")
+
+    from .client.cli import add_client_commands
+
+    add_client_commands(sub)
     return parser
 
 
@@ -272,6 +276,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_serve(options)
     if options.command == "import-state":
         return run_import_state(options)
+    if options.command in ("sessions", "send", "tail"):
+        from .client.cli import run_client_command
+
+        return run_client_command(options)
     return EXIT_CONFIG  # pragma: no cover - argparse enforces the choices
 
 
