@@ -30,6 +30,10 @@ class ApprovalRouting:
     replay: ReplayBuffer
     subscribers: dict[int, Subscriber]
     request_handler: int | None
+    # Clients that get server requests only once their initialize was answered (codex
+    # remote clients: a request before that would be refused as unknown, and the first
+    # answer wins).
+    awaiting_initialize: set[int]
 
     def _on_server_request(self, conn: RuntimeConnection, obj: dict, text: str) -> None:
         """A request from the runtime: sequence it, keep it pending, deliver it."""
@@ -68,6 +72,19 @@ class ApprovalRouting:
         self._deliver_pending(self.subscribers[target], pending)
 
     def _deliver_pending(self, sub: Subscriber, pending: PendingServerRequest) -> None:
+        if sub.key in self.awaiting_initialize:
+            return  # delivered by ``_release_requests`` after its initialize
         pending.delivered_to.add(sub.key)
         text = m.splice_seq(pending.text, pending.seq) if sub.with_seq else pending.text
         sub.push(text, pending.seq - 1)
+
+    def _release_requests(self, conn: RuntimeConnection | None, sub: Subscriber | None) -> None:
+        """A held-back client was answered its initialize: give it what is pending."""
+        if sub is None or sub.key not in self.awaiting_initialize:
+            return
+        self.awaiting_initialize.discard(sub.key)
+        if conn is None:
+            return
+        for pending in list(conn.pending_server.values()):
+            if sub.key not in pending.delivered_to:
+                self._deliver_pending(sub, pending)

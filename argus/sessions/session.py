@@ -82,6 +82,7 @@ class Session(ApprovalRouting):
         self.replay = ReplayBuffer(settings.replay_buffer_bytes)
         self.subscribers: dict[int, Subscriber] = {}
         self.request_handler: int | None = None
+        self.awaiting_initialize: set[int] = set()
         self.runtime_info: dict[str, Any] = {}
         self._provisioner = provisioner
         self._conn: RuntimeConnection | None = None
@@ -340,6 +341,7 @@ class Session(ApprovalRouting):
                     waiter.call.resolve(result)
                 elif (sub := self.subscribers.get(waiter.subscriber_key)) is not None:  # type: ignore[arg-type]
                     sub.push(m.result_response(waiter.original_id, result), after)
+                    self._release_requests(conn, sub)
         else:
             error = obj.get("error")
             if not isinstance(error, dict):
@@ -349,6 +351,7 @@ class Session(ApprovalRouting):
             inflight.call.resolve(result, obj.get("error"))
         elif (sub := self.subscribers.get(inflight.subscriber_key)) is not None:  # type: ignore[arg-type]
             sub.push(m.restore_id(text, obj["id"], inflight.original_id), after)
+            self._release_requests(conn, sub)
 
     def _fail_waiters(self, waiters: list[HandshakeWaiter], error: dict[str, Any]) -> None:
         after = self.replay.last_seq
@@ -372,6 +375,7 @@ class Session(ApprovalRouting):
         coalesce: bool,
         label: str = "",
         live: bool = False,
+        requests_after_initialize: bool = False,
     ) -> tuple[Subscriber, int]:
         """Register a client; returns it and the ``seq`` for its ``argus/session`` frame.
 
@@ -380,6 +384,8 @@ class Session(ApprovalRouting):
         outbox). With ``since`` it resumes after that number; if some of those messages
         were evicted it first gets ``argus/replay/gap``. ``live`` starts at the head with
         no outbox (codex remote clients recover with ``thread/resume``, not a replay).
+        ``requests_after_initialize`` holds server requests back until the client's
+        ``initialize`` was answered.
         """
         if self._stopping:
             raise SessionGone(self.id)
@@ -406,6 +412,8 @@ class Session(ApprovalRouting):
             gap = {"from": cursor + 1, "to": replay.first_seq - 1}
             sub.push(m.notification("argus/replay/gap", gap), sub.cursor)
         self.subscribers[sub.key] = sub
+        if requests_after_initialize:
+            self.awaiting_initialize.add(sub.key)
         if self.request_handler not in self.subscribers:
             self.request_handler = sub.key
         if self._conn is not None:
@@ -424,6 +432,7 @@ class Session(ApprovalRouting):
         """Forget a client; the runtime, its turns and its other clients carry on."""
         if self.subscribers.pop(sub.key, None) is None:
             return
+        self.awaiting_initialize.discard(sub.key)
         if not self.subscribers:
             # What this last client was not sent yet goes to the next one (the outbox).
             unsent = sub.cursor + 1
@@ -507,6 +516,7 @@ class Session(ApprovalRouting):
         decision = conn.handshake.on_initialize(HandshakeWaiter(sub.key, obj["id"]))
         if decision is Decision.REPLY_CACHED:
             self._reply(sub, m.result_response(obj["id"], conn.handshake.result))
+            self._release_requests(conn, sub)
         elif decision is Decision.FORWARD:
             upstream_id = next_upstream_id()
             conn.initialize_id = upstream_id

@@ -130,6 +130,7 @@ class WsEndpoint:
                 with_seq=opts["seq"],
                 coalesce=opts["coalesce"],
                 live=opts.get("live", False),
+                requests_after_initialize=opts.get("live", False),
             )
         except SessionGone:
             await close(1008, "Unknown session")
