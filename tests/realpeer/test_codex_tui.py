@@ -23,6 +23,7 @@ from tests.realpeer.codex_home import codex_process_env, make_codex_home
 from tests.realpeer.conftest import require
 from tests.realpeer.fake_model import FakeModel
 from tests.realpeer.tui import TmuxServer, tmux_available
+from tests.tls_cert import make_self_signed
 
 pytestmark = pytest.mark.codex
 
@@ -65,14 +66,23 @@ class Setup:
         self.tui_env = codex_process_env({**codex_env, "TERM": "xterm-256color"})
         self.cwd = str(tmp_path)
 
-    def daemon(self):
+    def daemon(self, *args: str, **env: str):
         """``argus serve`` on the fixed port (a restart must come back where the TUI looks)."""
-        return run_daemon(self.home, "--port", str(self.port), env=self.daemon_env)
+        return run_daemon(
+            self.home, "--port", str(self.port), *args, env={**self.daemon_env, **env}
+        )
 
-    def tui(self, tmux: TmuxServer, name: str, *extra: str):
+    def tui(
+        self,
+        tmux: TmuxServer,
+        name: str,
+        *extra: str,
+        scheme: str = "ws",
+        env: dict[str, str] | None = None,
+    ):
         """Start ``codex [extra] --remote ws://127.0.0.1:PORT`` in tmux."""
-        argv = [self.codex_bin, *extra, "--remote", f"ws://127.0.0.1:{self.port}"]
-        return tmux.start(name, argv, self.tui_env, self.cwd)
+        argv = [self.codex_bin, *extra, "--remote", f"{scheme}://127.0.0.1:{self.port}"]
+        return tmux.start(name, argv, {**self.tui_env, **(env or {})}, self.cwd)
 
 
 async def wait_requests(fake_model: FakeModel, count: int, timeout: float = 30) -> None:
@@ -134,3 +144,28 @@ async def test_gateway_killed_mid_turn_tui_reconnects_with_the_whole_answer(
                     timeout=120,
                 )
                 assert screen.count("word05") == 1  # nothing shown twice
+
+
+async def test_tui_over_wss_with_a_self_signed_certificate_and_a_token(
+    tmp_path: Path, codex_bin: str, fake_model: FakeModel, tmux: TmuxServer
+) -> None:
+    # What docs/operations.md tells a user: a self-signed certificate (CA:FALSE), trusted
+    # by the TUI through SSL_CERT_FILE, and the token handed over by environment variable.
+    setup = Setup(tmp_path, codex_bin, fake_model)
+    cert, key = make_self_signed(tmp_path / "tls")
+    token = "tui-over-wss-token"
+    answer = "Answered over TLS, with a token, through Argus."
+    with trio.fail_after(120):
+        async with setup.daemon("--certfile", str(cert), "--keyfile", str(key), ARGUS_TOKEN=token):
+            tui = await setup.tui(
+                tmux,
+                "wss",
+                "--remote-auth-token-env",
+                "ARGUS_TOKEN",
+                scheme="wss",
+                env={"SSL_CERT_FILE": str(cert), "ARGUS_TOKEN": token},
+            )
+            await tui.wait_for(PROMPT_READY)
+            fake_model.queue_text(answer, chunks=4)
+            await tui.type("are you encrypted")
+            await tui.wait_for(lambda s: answer in flat(s))
