@@ -169,3 +169,29 @@ async def test_tui_over_wss_with_a_self_signed_certificate_and_a_token(
             fake_model.queue_text(answer, chunks=4)
             await tui.type("are you encrypted")
             await tui.wait_for(lambda s: answer in flat(s))
+
+
+async def test_tui_approves_a_command_through_argus(
+    tmp_path: Path, codex_bin: str, fake_model: FakeModel, tmux: TmuxServer
+) -> None:
+    # The runtime's approval request reaches the TUI through Argus, the user's "yes" goes
+    # back, and the command really runs in the session's workspace.
+    setup = Setup(tmp_path, codex_bin, fake_model)
+    with trio.fail_after(180):
+        async with setup.daemon():
+            tui = await setup.tui(tmux, "tui")
+            await tui.wait_for(PROMPT_READY)
+            await tui.type("warm up")
+            await wait_requests(fake_model, 2)
+            fake_model.queue_exec_command(
+                "touch approved-through-argus.txt",
+                sandbox_permissions="require_escalated",
+                justification="the test wants a file",
+            )
+            await tui.type("make the file please")
+            await tui.wait_for(lambda s: "approved-through-argus.txt" in s and "Yes" in s)
+            await tui.press("y")
+            await tui.wait_for("You approved codex to run touch approved-through-argus.txt")
+            await tui.wait_for("Ran touch approved-through-argus.txt")
+            workspace = setup.home / "sessions" / "default" / "workspace"
+            assert (workspace / "approved-through-argus.txt").exists()

@@ -69,6 +69,10 @@ class Pane:
         await trio.sleep(0.3)  # the TUI treats a paste-speed Enter as part of the paste
         await self.server._tmux("send-keys", "-t", self.name, "Enter")
 
+    async def press(self, key: str) -> None:
+        """Press one key (tmux key name, e.g. ``y`` or ``Escape``)."""
+        await self.server._tmux("send-keys", "-t", self.name, key)
+
     async def wait_for(self, check: Callable[[str], bool] | str, timeout: float = 60) -> str:
         """Poll the screen until ``check`` (a predicate, or text to find) holds; the screen.
 
