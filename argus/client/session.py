@@ -161,9 +161,8 @@ class ArgusSession:
             "params": {} if params is None else params,
         }
         call = _Call()
-        self._pending[message["id"]] = call
         try:
-            await self._send_when_ready(message)
+            await self._send_when_ready(message, call)
             await call.done.wait()
         finally:
             self._pending.pop(message["id"], None)
@@ -220,15 +219,21 @@ class ArgusSession:
 
     # -- the connection ----------------------------------------------------------------
 
-    async def _send_when_ready(self, message: Message) -> None:
+    async def _send_when_ready(self, message: Message, call: _Call | None = None) -> None:
+        """Send on the current connection, waiting for one; a request's ``call`` is
+        registered afresh for each attempt (an attempt that failed was never sent)."""
         text = json.dumps(message, ensure_ascii=False)
         while True:
             if self.error is not None:
                 raise self.error
             await self._ready.wait()
             ws = self._ws
-            if ws is None:
+            if ws is None or not self._ready.is_set():
+                await trio.sleep(0.05)  # between connections: the reconnect sets ``_ready``
                 continue
+            if call is not None:
+                call.done, call.interrupted = trio.Event(), False
+                self._pending[message["id"]] = call
             try:
                 await ws.send_message(text)
                 return
