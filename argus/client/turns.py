@@ -60,6 +60,7 @@ class _TurnFollower:
         self.result: TurnResult | None = None
 
     def feed(self, message: Message) -> None:
+        """Take one message of the session (any thread); others' traffic is ignored."""
         method = message.get("method")
         params = message.get("params")
         if not isinstance(params, dict):
@@ -99,12 +100,14 @@ class _TurnFollower:
             self.finish(str(turn.get("status", "completed")), message_text)
 
     def started(self, turn_id: Any) -> None:
+        """``turn/start`` answered: replay what arrived before the turn's id was known."""
         self.turn_id = turn_id
         early, self.early = self.early, []
         for message in early:
             self.feed(message)
 
     def finish(self, status: str, error: str | None) -> None:
+        """Record the outcome once (the first end seen wins)."""
         if self.result is not None:
             return
         messages = [self.texts[i] for i in self.order]

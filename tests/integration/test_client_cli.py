@@ -21,6 +21,7 @@ from tests.nodes_helpers import free_port
 
 
 def cli_env(daemon: Daemon, token: str | None = None) -> dict[str, str]:
+    """A shell's environment pointed at ``daemon``: ARGUS_URL and, if given, ARGUS_TOKEN."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ARGUS_")}
     env["ARGUS_URL"] = daemon.base_url
     if token:

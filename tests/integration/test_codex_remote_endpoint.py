@@ -47,11 +47,13 @@ async def remote(
 
 
 async def recv(ws: WebSocketConnection, timeout: float = 10) -> dict[str, Any]:
+    """The next message."""
     with trio.fail_after(timeout):
         return json.loads(await ws.get_message())
 
 
 async def until(ws: WebSocketConnection, predicate: Any, seen: list | None = None) -> dict:
+    """Read until a message matches (earlier ones go to ``seen``)."""
     while True:
         message = await recv(ws)
         if seen is not None:
@@ -80,11 +82,13 @@ async def tui_handshake(ws: WebSocketConnection) -> dict[str, Any]:
 
 
 async def request(ws: WebSocketConnection, req_id: Any, method: str, params: dict) -> dict:
+    """Send a request with exactly ``req_id`` and return its response."""
     await ws.send_message(json.dumps({"id": req_id, "method": method, "params": params}))
     return await until(ws, lambda m: m.get("id") == req_id and "method" not in m)
 
 
 def daemon(tmp_path: Path, *args: str):
+    """The daemon with auth on (the TUI's admin-token case)."""
     return run_daemon(tmp_path / "home", *args, env={"ARGUS_TOKEN": TOKEN})
 
 
