@@ -9,7 +9,9 @@ So, compared with ``/ws``:
   own session; the admin token (or no token, where auth is off) opens the default session;
 * the client starts live: nothing buffered is replayed unasked, and no ``argusSeq`` is added;
 * the upgrade is accepted without echoing ``x-codex-app-server-compression`` (echoing it
-  would make codex expect zstd binary frames).
+  would make codex expect zstd binary frames);
+* after its ``thread/items/list`` answer the client gets the thread's still-streaming agent
+  messages as they stand (``codex_catchup``), which its rebuilt transcript would lack.
 
 Everything else is ``/ws``: the Origin check, the ``argus/session`` first frame (codex drops
 unknown notifications), ``initialize`` answered per connection from the session's cache with
@@ -29,6 +31,7 @@ from .. import tokens
 from ..config import Settings
 from ..sessions.manager import DEFAULT_SESSION_ID, SessionManager
 from . import auth
+from .codex_catchup import ThreadCatchUp
 from .ws import CLOSE_TIMEOUT_S, WsEndpoint, _reason
 
 log = logging.getLogger(__name__)
@@ -78,5 +81,26 @@ class CodexRemoteEndpoint(WsEndpoint):
         if session is None:
             await close(problem_code, problem)
             return
-        opts = {"session": session.id, "since": None, "seq": False, "coalesce": True, "live": True}
-        await self._serve_client(session, created, opts, receive, send, close)
+        catch_up = ThreadCatchUp(session)
+
+        async def receive_noting() -> Any:
+            message = await receive()
+            if message.get("type") == "websocket.receive" and message.get("text"):
+                catch_up.on_client_text(message["text"])
+            return message
+
+        async def send_catching_up(message: dict[str, Any]) -> None:
+            await send(message)
+            if message.get("type") == "websocket.send" and catch_up.wanted:
+                for frame in catch_up.frames_after(message.get("text") or ""):
+                    await send({"type": "websocket.send", "text": frame})
+
+        opts = {
+            "session": session.id,
+            "since": None,
+            "seq": False,
+            "coalesce": True,
+            "live": True,
+            "on_attach": catch_up.attached,
+        }
+        await self._serve_client(session, created, opts, receive_noting, send_catching_up, close)

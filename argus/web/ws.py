@@ -135,6 +135,8 @@ class WsEndpoint:
         except SessionGone:
             await close(1008, "Unknown session")
             return
+        if (on_attach := opts.get("on_attach")) is not None:
+            on_attach(sub)
         client_gone = False
         try:
             frame = {

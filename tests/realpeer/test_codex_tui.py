@@ -138,6 +138,11 @@ async def test_gateway_killed_mid_turn_tui_reconnects_with_the_whole_answer(
             await daemon.process.wait()
             await tui.wait_for("Reconnecting")
             async with setup.daemon():
+                # While it still streams, the words before the reconnect are there too
+                # (Argus gives the open message back after the TUI's thread/items/list).
+                screen = flat(await tui.wait_for(lambda s: "word3" in s or "END" in s))
+                shown = max(i for i, word in enumerate(words) if word in screen)
+                assert " ".join(words[: shown + 1]) in screen, screen
                 # The turn ends ("Worked for" under its answer) with every word on screen.
                 screen = await tui.wait_for(
                     lambda s: flat(s).count("Worked for") >= 2 and " ".join(words) in flat(s),
