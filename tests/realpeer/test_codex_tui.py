@@ -200,3 +200,26 @@ async def test_tui_approves_a_command_through_argus(
             await tui.wait_for("Ran touch approved-through-argus.txt")
             workspace = setup.home / "sessions" / "default" / "workspace"
             assert (workspace / "approved-through-argus.txt").exists()
+
+
+async def test_second_tui_opening_a_streaming_thread_sees_the_whole_message(
+    tmp_path: Path, codex_bin: str, fake_model: FakeModel, tmux: TmuxServer
+) -> None:
+    setup = Setup(tmp_path, codex_bin, fake_model)
+    words = [f"part{i:02d}" for i in range(50)] + ["FIN"]
+    with trio.fail_after(180):
+        async with setup.daemon():
+            first = await setup.tui(tmux, "first")
+            await first.wait_for(PROMPT_READY)
+            await first.type("warm up the thread")
+            await wait_requests(fake_model, 2)
+            fake_model.queue_text(" ".join(words), chunks=len(words), delay=0.15)
+            await first.type("tell a long story")
+            await first.wait_for("part05")
+            second = await setup.tui(tmux, "second", "resume")
+            await second.wait_for("warm up the thread")
+            await second.press("Enter")  # the newest thread: the one streaming
+            screen = flat(await second.wait_for(lambda s: "part4" in s or "FIN" in s))
+            shown = max(i for i, word in enumerate(words) if word in screen)
+            assert " ".join(words[: shown + 1]) in screen, screen
+            assert screen.count("part03") == 1
