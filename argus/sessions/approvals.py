@@ -31,8 +31,8 @@ class ApprovalRouting:
     subscribers: dict[int, Subscriber]
     request_handler: int | None
     # Clients that get server requests only once their initialize was answered (codex
-    # remote clients: a request before that would be refused as unknown, and the first
-    # answer wins).
+    # remote clients: one not set up yet may refuse a request, codex answers what it
+    # cannot handle with -32601, and the first answer wins).
     awaiting_initialize: set[int]
 
     def _on_server_request(self, conn: RuntimeConnection, obj: dict, text: str) -> None:
