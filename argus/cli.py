@@ -52,6 +52,14 @@ FLAG_FIELDS = {
 }
 
 
+# The client commands (argus.client.cli, a program of its own), listed in ``argus --help``.
+CLIENT_COMMANDS = {
+    "sessions": "list the gateway's sessions (or: sessions rm ID)",
+    "send": "run one turn and stream the reply",
+    "tail": "print a session's messages as JSON lines",
+}
+
+
 def serve_epilog() -> str:
     """The variables above, plus every other setting, described from the Settings model.
 
@@ -167,9 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("args", nargs=argparse.REMAINDER, help="options of the demo runtime")
 
-    from .client.cli import add_client_commands
-
-    add_client_commands(sub)
+    for name, summary in CLIENT_COMMANDS.items():
+        client = sub.add_parser(name, help=summary, add_help=False)
+        client.add_argument("args", nargs=argparse.REMAINDER, help=f"see argus {name} --help")
     return parser
 
 
@@ -271,15 +279,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .demo_runtime import main as demo_main
 
         return demo_main(args[1:])
+    if args[:1] and args[0] in CLIENT_COMMANDS:
+        from .client.cli import main as client_main
+
+        return client_main(args)
     options = build_parser().parse_args(args)
     if options.command == "serve":
         return run_serve(options)
     if options.command == "import-state":
         return run_import_state(options)
-    if options.command in ("sessions", "send", "tail"):
-        from .client.cli import run_client_command
-
-        return run_client_command(options)
     return EXIT_CONFIG  # pragma: no cover - argparse enforces the choices
 
 

@@ -9,6 +9,9 @@ token is never taken as a flag, so it cannot leak through ``ps`` or shell histor
 
 Exit codes: 0 done, 1 the turn did not complete (or no such session), 2 bad usage,
 3 the gateway cannot be reached or refused us.
+
+It is a program of its own (``main(argv)``), like the bridge and the node-host: the ``argus``
+command hands it its arguments, so a client never loads the gateway's modules.
 """
 
 from __future__ import annotations
@@ -17,9 +20,12 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 from .connection import DEFAULT_URL, ArgusClientError, Endpoint, ssl_context
+
+COMMANDS = ("sessions", "send", "tail")
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -34,8 +40,23 @@ environment:
 """
 
 
+def build_parser() -> argparse.ArgumentParser:
+    """``argus sessions|send|tail``, every option documented."""
+    parser = argparse.ArgumentParser(prog="argus", description="Argus client commands.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    add_client_commands(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the client commands (``argus sessions|send|tail ...``)."""
+    options = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    return run_client_command(options)
+
+
 def add_client_commands(sub: Any) -> None:
-    """Add the client subcommands to the ``argus`` parser's subparsers."""
+    """Add the client subcommands to a parser's subparsers."""
     formatter = argparse.RawDescriptionHelpFormatter
     sessions = sub.add_parser(
         "sessions",
