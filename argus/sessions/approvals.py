@@ -60,14 +60,15 @@ class ApprovalRouting:
     def _route_server_request(self, conn: RuntimeConnection, pending: PendingServerRequest) -> None:
         target: int | None = None
         owner = conn.turn_owners.get(pending.thread_id) if pending.thread_id else None
-        if owner in self.subscribers:
+        waiting = self.awaiting_initialize  # they get it once their initialize is answered
+        if owner in self.subscribers and owner not in waiting:
             target = owner
-        elif self.request_handler in self.subscribers:
+        elif self.request_handler in self.subscribers and self.request_handler not in waiting:
             target = self.request_handler
-        elif self.subscribers:
-            target = next(iter(self.subscribers))
+        else:
+            target = next((k for k in self.subscribers if k not in waiting), None)
         if target is None:
-            return  # stays pending; delivered to the next client that attaches
+            return  # stays pending; delivered to the next client that attaches (or initializes)
         self.request_handler = target
         self._deliver_pending(self.subscribers[target], pending)
 
