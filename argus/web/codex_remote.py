@@ -27,12 +27,13 @@ from typing import Any
 
 import trio
 
-from .. import tokens
+from .. import auth
 from ..config import Settings
+from ..protocol import codes
 from ..sessions.manager import DEFAULT_SESSION_ID, SessionManager
-from . import auth
+from .accept import accept, close_reason
 from .codex_catchup import ThreadCatchUp
-from .ws import CLOSE_TIMEOUT_S, WsEndpoint, _reason
+from .ws import CLOSE_TIMEOUT_S, WsEndpoint
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ class CodexRemoteEndpoint(WsEndpoint):
 
     def session_for_token(self, token: str | None) -> str | None:
         """The session a token opens here, or None when it opens nothing."""
-        session_id = tokens.session_of_token(self.secret, token) if self.secret else None
+        session_id = auth.session_of_token(self.secret, token) if self.secret else None
         if session_id is not None:
             return session_id
         if auth.token_matches(self.settings.admin_token, token):
@@ -55,27 +56,23 @@ class CodexRemoteEndpoint(WsEndpoint):
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         """Serve one codex remote connection."""
-        message = await receive()
-        if message["type"] != "websocket.connect":
+        # The one accept path: the Origin rule, then the token (codex sends it in the
+        # Authorization header). The accept carries no headers: in particular no
+        # x-codex-app-server-compression.
+        accepted = await accept(scope, receive, send, self.settings.allowed_origins)
+        if accepted is None:
             return
-        headers = scope["headers"]
-        origin = auth.header(headers, b"origin")
-        if not auth.origin_allowed(origin, self.settings.allowed_origins):
-            log.warning("websocket refused on /: origin %r is not allowed", origin)
-            await send({"type": "websocket.close", "code": 1008})  # before accept: HTTP 403
-            return
-        authorization = auth.header(headers, b"authorization")
-        token = auth.token_from_authorization(authorization) if authorization else None
-        # No headers on the accept: in particular no x-codex-app-server-compression.
-        await send({"type": "websocket.accept"})
+        token = accepted.token
 
         async def close(code: int, reason: str) -> None:
             with trio.move_on_after(CLOSE_TIMEOUT_S):
-                await send({"type": "websocket.close", "code": code, "reason": _reason(reason)})
+                await send(
+                    {"type": "websocket.close", "code": code, "reason": close_reason(reason)}
+                )
 
         session_id = self.session_for_token(token)
         if session_id is None:
-            await close(1008, "Unauthorized")
+            await close(codes.CLOSE_POLICY_VIOLATION, "Unauthorized")
             return
         session, created, problem_code, problem = await self._open_session(session_id)
         if session is None:
