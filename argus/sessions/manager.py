@@ -91,7 +91,7 @@ class SessionManager:
             await self.provisioner.collect_orphans(list(self.sessions))
         except ProvisionError as exc:
             log.warning("orphan collection skipped: %s", exc)
-        if self.provisioner.mode == "docker":
+        if getattr(self.provisioner, "stops_idle_runtimes", False):
             self._nursery.start_soon(self.serve_idle_reaper)
         for session_id in await self.provisioner.live_sessions(list(self.sessions)):
             self._nursery.start_soon(self._readopt, self.sessions[session_id])
