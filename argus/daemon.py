@@ -59,6 +59,10 @@ def make_provisioner(settings: Settings) -> Provisioner:
         return LocalProvisioner(settings)
     if settings.provision_mode == "tcp":
         return TcpProvisioner(settings)
+    if settings.provision_mode == "swarm":
+        from .provision.swarm import SwarmProvisioner
+
+        return SwarmProvisioner(settings)
     from .provision.docker import DockerProvisioner
 
     return DockerProvisioner(settings)

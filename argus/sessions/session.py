@@ -169,6 +169,7 @@ class Session(ApprovalRouting):
                 self._noise_logged = 0
                 self.runtime_generation += 1
                 self.hooks.on_runtime_started(self)
+                self._report_restart()
                 splitter = LineSplitter(self.settings.jsonl_line_limit_bytes)
                 if backlog > self.replay.last_seq:
                     await self._read_runtime(runtime, conn, splitter, until=backlog)
@@ -204,6 +205,17 @@ class Session(ApprovalRouting):
             self._after_batch()
             if not data:
                 return
+
+    def _report_restart(self) -> None:
+        """Tell clients the engine runs a new task for this session (swarm: a new task id).
+
+        The provisioner says so with ``restartedFrom`` in the runtime's info; the note goes
+        through the bridge, so it keeps its number across a gateway restart.
+        """
+        previous = self.runtime_info.pop("restartedFrom", None)
+        if previous:
+            params = {"taskId": self.runtime_info.get("taskId"), "previousTaskId": previous}
+            self.note("argus/runtime/restarted", params)
 
     def _on_runtime_exit(self, conn: RuntimeConnection, status: ExitStatus | None) -> None:
         self._conn = None
