@@ -372,7 +372,9 @@ class SwarmProvisioner(ContainerProvisioner):
         label = f"com.docker.swarm.service.name={name}"
 
         def remaining(client: Any) -> int:
-            tasks = client.api.tasks(filters={"service": service_id})
+            # Filtering by a removed service is an error: list them all (the tasks of a
+            # removed service stay listed until their node has shut them down).
+            tasks = [t for t in client.api.tasks() if t.get("ServiceID") == service_id]
             containers = client.containers.list(all=True, filters={"label": label})
             return len(tasks) + len(containers)
 
