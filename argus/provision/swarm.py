@@ -297,9 +297,9 @@ class SwarmProvisioner(ContainerProvisioner):
                             raise ProvisionError(f"runtime image not found on the node: {image}")
                         raise ProvisionError(f"the task of service {name} ended ({status})")
                 await trio.sleep(POLL_S)
+        # Short: a close reason holds 123 bytes, and the scheduler's words matter most.
         raise ProvisionError(
-            f"service {name} has no running task after {self.settings.connect_timeout_s:g} s "
-            f"({status})"
+            f"no task running after {self.settings.connect_timeout_s:g} s: {status}"
         )
 
     async def _address(self, task: dict[str, Any], name: str) -> tuple[str, int]:
