@@ -10,7 +10,7 @@ import argparse
 import importlib.util
 from typing import Any
 
-from bench import argus_bench, automation_bench, bridge_bench, nodes_bench
+from bench import argus_bench, automation_bench, bridge_bench, nodes_bench, swarm_bench
 
 Row = dict[str, Any]
 
@@ -91,11 +91,11 @@ def main() -> None:
         "--only",
         nargs="*",
         default=None,
-        help="only these groups: ceiling core automation nodes bridge",
+        help="only these groups: ceiling core automation nodes bridge swarm",
     )
     options = parser.parse_args()
     rows: list[Row] = []
-    groups = set(options.only or ("ceiling", "core", "automation", "nodes", "bridge"))
+    groups = set(options.only or ("ceiling", "core", "automation", "nodes", "bridge", "swarm"))
     if not options.no_ceiling and "ceiling" in groups:
         rows += ceiling_rows(options.quick)
     if "core" in groups:
@@ -106,6 +106,8 @@ def main() -> None:
         rows += nodes_bench.run(quick=options.quick)
     if "bridge" in groups:
         rows += bridge_bench.run(quick=options.quick)
+    if "swarm" in groups:
+        rows += swarm_bench.run(quick=options.quick)
     print(f"{'bench':<9} {'case':<40} {'value':>14} unit")
     for row in rows:
         extra = ""
