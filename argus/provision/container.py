@@ -22,8 +22,9 @@ created, found and removed. Everything else lives here, once:
 
 ``live_sessions`` (re-adoption) and ``collect_orphans`` are written once on ``list_ours``,
 with the same safety guard for every engine: only runtimes labelled with this gateway's id
-are considered, only those whose session the store does not know are removed (logged
-first), and the store is never pruned from what the engine lists.
+and a session id are considered (a gateway running as a service beside them is not one),
+only those whose session the store does not know are removed (logged first), and the store
+is never pruned from what the engine lists.
 """
 
 from __future__ import annotations
@@ -258,7 +259,8 @@ class ContainerProvisioner(Provisioner):
     async def collect_orphans(self, session_ids: list[str]) -> list[str]:
         """Remove this gateway's runtimes with no known session; their names."""
         known = set(session_ids)
-        orphans = [o for o in await self.list_ours() if o.session_id not in known]
+        owned = await self.list_ours()
+        orphans = [o for o in owned if o.session_id is not None and o.session_id not in known]
         if not orphans:
             return []
         names = sorted(o.name for o in orphans)
