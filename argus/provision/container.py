@@ -130,6 +130,10 @@ class ContainerProvisioner(Provisioner):
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.engine = DockerEngine(settings.runtime_image)
+        # Sessions whose runtime was asked for while orphan collection ran: a session
+        # created after the collection took its list of known sessions is not an orphan.
+        self._collecting = False
+        self._asked_during_collection: set[str] = set()
 
     # -- shared description of a session's runtime -----------------------------------------
 
@@ -224,6 +228,8 @@ class ContainerProvisioner(Provisioner):
     async def open_runtime(self, session_id: str) -> AsyncIterator[Runtime]:
         """Start (or find) the session's runtime and connect to its bridge."""
         token = self.session_token(session_id)
+        if self._collecting:
+            self._asked_during_collection.add(session_id)
         endpoint = await self.ensure(session_id)
         stream = None
         with trio.move_on_after(self.settings.connect_timeout_s):
@@ -256,11 +262,24 @@ class ContainerProvisioner(Provisioner):
         known = set(session_ids)
         return [o.session_id for o in owned if o.running and o.session_id in known]  # type: ignore[misc]
 
+    def is_orphan(self, session_id: str | None, known: set[str]) -> bool:
+        """Whether what carries this session id may be removed as an orphan."""
+        if session_id is None or session_id in known:
+            return False
+        return session_id not in self._asked_during_collection
+
     async def collect_orphans(self, session_ids: list[str]) -> list[str]:
         """Remove this gateway's runtimes with no known session; their names."""
-        known = set(session_ids)
-        owned = await self.list_ours()
-        orphans = [o for o in owned if o.session_id is not None and o.session_id not in known]
+        self._collecting = True
+        try:
+            return await self.collect_orphans_of(set(session_ids))
+        finally:
+            self._collecting = False
+            self._asked_during_collection.clear()
+
+    async def collect_orphans_of(self, known: set[str]) -> list[str]:
+        """``collect_orphans`` proper (an engine may remove more: volumes, secrets)."""
+        orphans = [o for o in await self.list_ours() if self.is_orphan(o.session_id, known)]
         if not orphans:
             return []
         names = sorted(o.name for o in orphans)

@@ -430,26 +430,27 @@ class SwarmProvisioner(ContainerProvisioner):
             if item.session_id:
                 await self._remove_leftovers(item.session_id)
 
-    async def collect_orphans(self, session_ids: list[str]) -> list[str]:
+    async def collect_orphans_of(self, known: set[str]) -> list[str]:
         """Orphan services (see ``ContainerProvisioner``), then orphan volumes and secrets.
 
         A volume or secret of this gateway whose session the store does not know, and that
         no service owns, is what a crash between creating it and creating the service left.
         """
-        removed = await super().collect_orphans(session_ids)
-        known = set(session_ids)
+        removed = await super().collect_orphans_of(known)
         label = f"{LABEL}.gateway={self.settings.gateway_id}"
         key = f"{LABEL}.session_id"
 
-        def leftovers(client: Any) -> set[str]:
-            found = set()
+        def leftovers(client: Any) -> set[str | None]:
+            found: set[str | None] = set()
             for volume in client.volumes.list(filters={"label": label}):
                 found.add((volume.attrs.get("Labels") or {}).get(key))
             for secret in client.secrets.list(filters={"label": label}):
                 found.add((secret.attrs["Spec"].get("Labels") or {}).get(key))
-            return {s for s in found if s and s not in known}
+            return found
 
-        for session_id in sorted(await self.engine.call(leftovers)):
+        for session_id in sorted(s for s in await self.engine.call(leftovers) if s):
+            if not self.is_orphan(session_id, known):
+                continue
             log.warning("removing the volumes and secret of unknown session=%s", session_id)
             await self._remove_leftovers(session_id)
             removed.append(f"{self.name(session_id)} (volumes, secret)")
