@@ -303,3 +303,16 @@ async def test_orphans_are_collected_and_other_gateways_left_alone(
             from argus.testing import remove_labelled
 
             await engine(remove_labelled, docker_client, stranger_gateway)
+
+
+async def test_an_engine_that_cannot_be_reached_is_a_close_reason(tmp_path: Path) -> None:
+    """No engine at all (here: DOCKER_HOST names no socket): 1011 with the reason."""
+    env = swarm_env("argus-runtime", "swnone", DOCKER_HOST=f"unix://{tmp_path / 'no-docker.sock'}")
+    with trio.fail_after(60):
+        async with run_daemon(tmp_path / "home", env=env) as daemon:
+            with pytest.raises(ConnectionClosed) as failed:
+                async with connect(daemon):
+                    pass
+            assert failed.value.reason.code == 1011
+            assert "Docker engine unavailable" in failed.value.reason.reason
+            assert "orphan collection skipped" in daemon.log_text

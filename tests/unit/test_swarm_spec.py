@@ -60,3 +60,28 @@ def test_constraints_are_checked_at_start_up(tmp_path: Path) -> None:
     assert p.settings.swarm_constraints == ("node.role==worker", "node.labels.argus==1")
     with pytest.raises(ConfigError, match="ARGUS_SWARM_CONSTRAINTS"):
         provisioner(tmp_path, ARGUS_SWARM_CONSTRAINTS="node.role")
+
+
+async def test_engine_errors_become_reasons_a_client_can_read() -> None:
+    import docker.errors
+
+    from argus.provision.base import ProvisionError
+    from argus.provision.container import DockerEngine
+
+    engine = DockerEngine("argus-runtime")
+    engine._client = object()  # no engine is called: the functions below raise
+
+    def not_a_manager(_client: object) -> None:
+        raise docker.errors.APIError(
+            "503 Server Error",
+            explanation="This node is not a swarm manager. Use docker swarm init",
+        )
+
+    with pytest.raises(ProvisionError, match="not a swarm manager \\(run `docker swarm init`"):
+        await engine.call(not_a_manager)
+
+    def missing(_client: object) -> None:
+        raise docker.errors.ImageNotFound("no such image")
+
+    with pytest.raises(ProvisionError, match="runtime image not found: argus-runtime"):
+        await engine.call(missing)
