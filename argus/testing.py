@@ -232,9 +232,11 @@ def swarm_manager(client: Any) -> Iterator[str]:
     """A swarm manager on this engine for the duration; yields the local node id.
 
     An engine already in a swarm is used as it is (it must be a manager) and left so. An
-    engine outside one gets ``docker swarm init --advertise-addr 127.0.0.1``, and afterwards
-    leaves it again and loses the ``docker_gwbridge`` network the swarm made (``swarm leave``
-    keeps it): the engine is left as it was found.
+    engine outside one gets ``docker swarm init --advertise-addr 127.0.0.1`` (control port on
+    127.0.0.1 only), and afterwards leaves it again, once no service is left (at most 2
+    minutes: another run may be using the swarm it found), and loses the
+    ``docker_gwbridge`` network the swarm made (``swarm leave`` keeps it): the engine is left
+    as it was found.
     """
     import docker.errors
 
@@ -255,6 +257,12 @@ def swarm_manager(client: Any) -> Iterator[str]:
     try:
         yield client.info()["Swarm"]["NodeID"]
     finally:
+        # Another run may have found our swarm and be using it: give its services time to
+        # go (bounded) rather than pull the swarm from under it.
+        for _ in range(600):
+            if not client.services.list():
+                break
+            time.sleep(0.2)
         client.swarm.leave(force=True)
         if not had_gwbridge:
             for _ in range(50):
