@@ -60,6 +60,7 @@ async def bench_memory(home: Path, env: dict[str, str], sessions: int) -> float:
 
 
 def row(bench: str, case: str, value: float, unit: str) -> Row:
+    """One line of the results table."""
     return {"bench": bench, "case": case, "value": value, "unit": unit}
 
 
