@@ -111,7 +111,8 @@ async def test_gateway_service_reaches_sessions_over_an_overlay(
                     for m in client.seen
                     if m.get("method") == "item/agentMessage/delta"
                 ]
-                assert deltas == [f"{i:08d}" for i in range(6)]
+                # (A client that lags gets consecutive deltas joined: compare the text.)
+                assert "".join(deltas) == "".join(f"{i:08d}" for i in range(6))
                 label = {"label": f"io.argus.gateway={gateway_id}"}
                 [service] = await trio.to_thread.run_sync(
                     lambda: docker_client.services.list(filters=label)
