@@ -38,9 +38,9 @@ from typing import Any
 
 import trio
 
-from ..bridge.client import BridgeRuntime
 from ..config import Settings
 from .base import GatewayLink, Provisioner, ProvisionError, Runtime
+from .bridge_runtime import BridgeRuntime
 
 log = logging.getLogger(__name__)
 

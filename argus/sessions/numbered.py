@@ -20,10 +20,12 @@ a client attaching with ``since`` gets everything.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..protocol import messages as m
-from .connection import RuntimeConnection, UpstreamIds, bridged_epoch
+from ..protocol.requests import UpstreamIds, bridged_epoch
+from ..provision.base import NumberedRuntime
+from .connection import RuntimeConnection
 
 if TYPE_CHECKING:
     from .session import Session
@@ -31,7 +33,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-async def adopt(session: Session, runtime: Any, conn: RuntimeConnection) -> int:
+async def adopt(session: Session, runtime: NumberedRuntime, conn: RuntimeConnection) -> int:
     """Handshake with the bridge and align the replay log; returns the backlog's last seq."""
     replay = session.replay
     known = session.bridge_instance
@@ -49,14 +51,14 @@ async def adopt(session: Session, runtime: Any, conn: RuntimeConnection) -> int:
                 )
             replay.restart_at(start)
     session.bridge_instance, session.bridge_base = runtime.instance, runtime.base
-    conn.ids = UpstreamIds(bridged_epoch(runtime.generation))
+    conn.requests.ids = UpstreamIds(bridged_epoch(runtime.generation))
     if runtime.initialize_result is not None:
         conn.handshake.prime(runtime.initialize_result)
     await report_restart(runtime)
     return runtime.base + runtime.head
 
 
-async def report_restart(runtime: Any) -> None:
+async def report_restart(runtime: NumberedRuntime) -> None:
     """Tell clients the engine runs a new task for this session (swarm: a new task id).
 
     The provisioner says so with ``restartedFrom`` in the runtime's info. The note goes

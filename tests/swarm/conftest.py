@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +23,17 @@ import pytest
 from argus.testing import SwarmUnavailable, remove_labelled, swarm_manager
 from tests.docker.conftest import docker_client, runtime_image  # noqa: F401 (fixtures)
 from tests.realpeer.conftest import require
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """This tier builds images and starts real peers: a longer per-test deadline (900 s)."""
+    here = Path(__file__).parent
+    for item in items:
+        if (
+            Path(str(item.fspath)).is_relative_to(here)
+            and item.get_closest_marker("timeout") is None
+        ):
+            item.add_marker(pytest.mark.timeout(900))
 
 
 @pytest.fixture(scope="session")

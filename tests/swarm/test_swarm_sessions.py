@@ -127,7 +127,7 @@ async def test_service_per_session_attach_stream_secret_and_delete_cleanup(
 
 async def daemon_session_token(daemon: Any, session_id: str) -> str:
     """The session's derived token, as the gateway computes it (from its secret file)."""
-    from argus.tokens import derive_session_token, load_or_create_secret
+    from argus.auth import derive_session_token, load_or_create_secret
 
     secret = await trio.to_thread.run_sync(load_or_create_secret, daemon.home)
     return derive_session_token(secret, session_id)
