@@ -108,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--provision-mode",
-        help="where session runtimes run: local | tcp | docker [ARGUS_PROVISION_MODE] "
+        help="where session runtimes run: local | tcp | docker | swarm [ARGUS_PROVISION_MODE] "
         "(default local)",
     )
     serve.add_argument(

@@ -41,6 +41,7 @@ from .nodes.tools import NodeTools
 from .provision.base import GatewayLink, Provisioner
 from .provision.docker import DockerProvisioner
 from .provision.local import LocalProvisioner
+from .provision.swarm import SwarmProvisioner
 from .provision.tcp import TcpProvisioner
 from .sessions.manager import SessionManager, SessionTable
 from .store.db import Store, open_store
@@ -64,6 +65,8 @@ def make_provisioner(settings: Settings) -> Provisioner:
         return LocalProvisioner(settings)
     if settings.provision_mode == "tcp":
         return TcpProvisioner(settings)
+    if settings.provision_mode == "swarm":
+        return SwarmProvisioner(settings)
     return DockerProvisioner(settings)
 
 

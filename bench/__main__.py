@@ -17,6 +17,7 @@ from bench import (
     nodes_bench,
     rtt_bench,
     scale_bench,
+    swarm_bench,
     telegram_bench,
 )
 
@@ -160,13 +161,13 @@ def main() -> None:
         "--only",
         nargs="*",
         default=None,
-        help="only these groups: ceiling core automation nodes bridge rtt scale telegram",
+        help="only these groups: ceiling core automation nodes bridge rtt scale telegram swarm",
     )
     options = parser.parse_args()
     rows: list[Row] = []
     groups = set(
         options.only
-        or ("ceiling", "core", "automation", "nodes", "bridge", "rtt", "scale", "telegram")
+        or ("ceiling", "core", "automation", "nodes", "bridge", "rtt", "scale", "telegram", "swarm")
     )
     if not options.no_ceiling and "ceiling" in groups:
         rows += ceiling_rows(options.quick)
@@ -184,6 +185,8 @@ def main() -> None:
         rows += scale_bench.run(quick=options.quick)
     if "telegram" in groups:
         rows += telegram_bench.run(quick=options.quick)
+    if "swarm" in groups:
+        rows += swarm_bench.run(quick=options.quick)
     print(f"{'bench':<9} {'case':<40} {'value':>14} unit")
     for row in rows:
         extra = ""
