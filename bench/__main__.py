@@ -17,6 +17,8 @@ from bench import (
     nodes_bench,
     rtt_bench,
     scale_bench,
+    swarm_bench,
+    telegram_bench,
     tui_bench,
 )
 
@@ -160,12 +162,24 @@ def main() -> None:
         "--only",
         nargs="*",
         default=None,
-        help="only these groups: ceiling core automation nodes bridge rtt scale tui",
+        help="only these groups: ceiling core automation nodes bridge rtt scale telegram swarm tui",
     )
     options = parser.parse_args()
     rows: list[Row] = []
     groups = set(
-        options.only or ("ceiling", "core", "automation", "nodes", "bridge", "rtt", "scale", "tui")
+        options.only
+        or (
+            "ceiling",
+            "core",
+            "automation",
+            "nodes",
+            "bridge",
+            "rtt",
+            "scale",
+            "telegram",
+            "swarm",
+            "tui",
+        )
     )
     if not options.no_ceiling and "ceiling" in groups:
         rows += ceiling_rows(options.quick)
@@ -181,6 +195,10 @@ def main() -> None:
         rows += rtt_bench.run(quick=options.quick)
     if "scale" in groups:
         rows += scale_bench.run(quick=options.quick)
+    if "telegram" in groups:
+        rows += telegram_bench.run(quick=options.quick)
+    if "swarm" in groups:
+        rows += swarm_bench.run(quick=options.quick)
     if "tui" in groups:
         rows += tui_bench.run(quick=options.quick)
     print(f"{'bench':<9} {'case':<40} {'value':>14} unit")
