@@ -1,5 +1,8 @@
 """The gateway program's commands: ``argus serve`` and ``argus import-state``.
 
+``argus --help`` also lists the other programs (bridge, node-host, demo-runtime, and the
+client commands sessions/send/tail), which ``argus.__main__`` runs without this module.
+
 Configuration errors exit with code 2 and one line naming the variable or flag, before
 anything listens or spawns; no traceback, because they are the user's to fix, not bugs.
 """
@@ -28,6 +31,13 @@ from .web import fastws, stallguard, wsclose
 
 EXIT_CONFIG = 2
 EXIT_STORE = 3  # the database cannot be used; it was left untouched
+
+# The client commands (argus.client.cli, a program of its own), listed in ``argus --help``.
+CLIENT_COMMANDS = {
+    "sessions": "list the gateway's sessions (or: sessions rm ID)",
+    "send": "run one turn and stream the reply",
+    "tail": "print a session's messages as JSON lines",
+}
 
 SERVE_EPILOG = """\
 Every option can also be set with an environment variable (shown in brackets); a flag wins
@@ -60,6 +70,8 @@ FLAG_FIELDS = {
     "home_host_path",
     "workspace_host_path",
     "log_level",
+    "tls_certfile",
+    "tls_keyfile",
 }
 
 
@@ -129,6 +141,14 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: each session's HOME/sessions/<id>/workspace)",
     )
     serve.add_argument(
+        "--certfile",
+        dest="tls_certfile",
+        help="PEM certificate: serve https:// and wss:// on the same port [ARGUS_TLS_CERTFILE]",
+    )
+    serve.add_argument(
+        "--keyfile", dest="tls_keyfile", help="PEM private key of --certfile [ARGUS_TLS_KEYFILE]"
+    )
+    serve.add_argument(
         "--log-level", help="debug | info | warning | error [ARGUS_LOG_LEVEL] (default info)"
     )
 
@@ -169,6 +189,10 @@ def build_parser() -> argparse.ArgumentParser:
         add_help=False,
     )
     demo.add_argument("args", nargs=argparse.REMAINDER, help="options of the demo runtime")
+
+    for name, summary in CLIENT_COMMANDS.items():
+        client = sub.add_parser(name, help=summary, add_help=False)
+        client.add_argument("args", nargs=argparse.REMAINDER, help=f"see argus {name} --help")
     return parser
 
 

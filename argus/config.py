@@ -42,6 +42,10 @@ class Settings(BaseModel):
     allowed_origins: tuple[str, ...] = Field(
         (), description="Extra WebSocket Origins allowed besides loopback (comma-separated)."
     )
+    tls_certfile: Path | None = Field(
+        None, description="PEM certificate: serve https:// and wss:// (with --keyfile)."
+    )
+    tls_keyfile: Path | None = Field(None, description="PEM private key of --certfile.")
     provision_mode: Literal["local", "tcp", "docker", "swarm"] = "local"
     runtime_cmd: str | None = Field(
         None, description="Runtime command run through `sh -c`; unset = argus demo-runtime."
@@ -144,7 +148,7 @@ class Settings(BaseModel):
         True, description="Run an argus node-host beside each local runtime (runtime:<id>)."
     )
 
-    @field_validator("home_host_path", "workspace_host_path")
+    @field_validator("home_host_path", "workspace_host_path", "tls_certfile", "tls_keyfile")
     @classmethod
     def _absolute(cls, value: Path | None) -> Path | None:
         if value is None:
@@ -219,7 +223,12 @@ def env_name(field: str) -> str:
 
 
 # Flags whose spelling is not the field name.
-CLI_FLAGS = {"home_host_path": "--home", "workspace_host_path": "--workspace"}
+CLI_FLAGS = {
+    "home_host_path": "--home",
+    "workspace_host_path": "--workspace",
+    "tls_certfile": "--certfile",
+    "tls_keyfile": "--keyfile",
+}
 
 _BOOL_TRUE = {"1", "true", "yes", "on"}
 _BOOL_FALSE = {"0", "false", "no", "off", ""}
@@ -277,9 +286,25 @@ def load_settings(
             f"{sources.get('host', 'ARGUS_HOST')}: refusing to listen on {settings.host} "
             "without ARGUS_TOKEN; set a token or pass --insecure"
         )
+    _check_tls(settings, sources)
     if settings.client_queue_bytes > settings.replay_buffer_bytes:
         raise ConfigError(
             "ARGUS_CLIENT_QUEUE_BYTES: must not exceed ARGUS_REPLAY_BUFFER_BYTES "
             f"({settings.client_queue_bytes} > {settings.replay_buffer_bytes})"
         )
     return settings
+
+
+def _check_tls(settings: Settings, sources: Mapping[str, str]) -> None:
+    """Certificate and key come together and are readable files (checked before binding)."""
+    cert, key = settings.tls_certfile, settings.tls_keyfile
+    if (cert is None) != (key is None):
+        given = "tls_certfile" if cert is not None else "tls_keyfile"
+        missing = "tls_keyfile" if cert is not None else "tls_certfile"
+        raise ConfigError(
+            f"{sources.get(given, env_name(given))}: TLS needs both a certificate and a key; "
+            f"{CLI_FLAGS[missing]} ({env_name(missing)}) is not set"
+        )
+    for field, path in (("tls_certfile", cert), ("tls_keyfile", key)):
+        if path is not None and not os.access(path, os.R_OK):
+            raise ConfigError(f"{sources.get(field, env_name(field))}: cannot read {path}")

@@ -46,6 +46,7 @@ from .provision.tcp import TcpProvisioner
 from .sessions.manager import SessionManager, SessionTable
 from .store.db import Store, open_store
 from .web.asgi import ArgusAsgi
+from .web.codex_remote import CodexRemoteEndpoint
 from .web.http import admin_only, build_http_app
 from .web.mcp import McpServer, add_mcp_routes
 from .web.nodes_http import add_nodes_routes
@@ -77,6 +78,13 @@ def hypercorn_config(settings: Settings) -> HypercornConfig:
     if ":" in host and not host.startswith("["):
         host = f"[{host}]"
     config.bind = [f"{host}:{settings.port}"]
+    if settings.tls_certfile is not None and settings.tls_keyfile is not None:
+        # hypercorn's own TLS on the one public port (https:// and wss://). Runtimes on this
+        # machine call the gateway back on a loopback-only plain port instead, so they need
+        # not trust the certificate (their calls carry session tokens all the same).
+        config.certfile = str(settings.tls_certfile)
+        config.keyfile = str(settings.tls_keyfile)
+        config.insecure_bind = ["127.0.0.1:0"]
     config.accesslog = None
     # A gateway restart brings every client back at once; hypercorn's default listen
     # backlog (100) drops SYNs in such a storm and stalls reconnects for seconds.
@@ -143,6 +151,7 @@ def build_asgi(
         http_app, McpServer(tools, settings.mcp_session_ttl_s), scopes, settings.allowed_origins
     )
     ws_routes = {
+        "/": CodexRemoteEndpoint(settings, manager, secret),
         "/ws": WsEndpoint(settings, manager),
         "/nodes/ws": NodesEndpoint(
             registry, scopes, make_event_handler(automation), settings.allowed_origins
@@ -183,10 +192,14 @@ async def serve(
                     shutdown_trigger=stop_http.wait,
                 )
             )
-            for bind in binds:
+            public = [b for b in binds if b.startswith("https://")] or binds
+            for bind in public:
                 # Printed whatever the log level: users and scripts read the bound port here.
                 print(f"argus: listening on {bind}", file=sys.stderr, flush=True)
-            provisioner.gateway = GatewayLink(loopback_url(binds[0]), secret)
+            link = next(b for b in binds if b.startswith("http://"))
+            if public is not binds:
+                log.info("runtimes reach the gateway on %s (loopback only, no TLS)", link)
+            provisioner.gateway = GatewayLink(loopback_url(link), secret)
             await manager.readopt_live()
             # Automation starts once runtimes can reach the gateway (their node-host, MCP).
             await nursery.start(automation.serve)

@@ -26,7 +26,7 @@ import trio
 
 from .procs import read_chunks, stop_process
 
-LISTEN_RE = re.compile(r"listening on (http://\S+)")
+LISTEN_RE = re.compile(r"listening on (https?://\S+)")
 
 
 @dataclass
@@ -40,7 +40,7 @@ class Daemon:
 
     @property
     def ws_url(self) -> str:
-        """``ws://127.0.0.1:PORT``."""
+        """``ws://127.0.0.1:PORT`` (``wss://`` when the daemon serves TLS)."""
         return "ws" + self.base_url[len("http") :]
 
     @property

@@ -19,6 +19,7 @@ from bench import (
     scale_bench,
     swarm_bench,
     telegram_bench,
+    tui_bench,
 )
 
 Row = dict[str, Any]
@@ -161,13 +162,24 @@ def main() -> None:
         "--only",
         nargs="*",
         default=None,
-        help="only these groups: ceiling core automation nodes bridge rtt scale telegram swarm",
+        help="only these groups: ceiling core automation nodes bridge rtt scale telegram swarm tui",
     )
     options = parser.parse_args()
     rows: list[Row] = []
     groups = set(
         options.only
-        or ("ceiling", "core", "automation", "nodes", "bridge", "rtt", "scale", "telegram", "swarm")
+        or (
+            "ceiling",
+            "core",
+            "automation",
+            "nodes",
+            "bridge",
+            "rtt",
+            "scale",
+            "telegram",
+            "swarm",
+            "tui",
+        )
     )
     if not options.no_ceiling and "ceiling" in groups:
         rows += ceiling_rows(options.quick)
@@ -187,6 +199,8 @@ def main() -> None:
         rows += telegram_bench.run(quick=options.quick)
     if "swarm" in groups:
         rows += swarm_bench.run(quick=options.quick)
+    if "tui" in groups:
+        rows += tui_bench.run(quick=options.quick)
     print(f"{'bench':<9} {'case':<40} {'value':>14} unit")
     for row in rows:
         extra = ""

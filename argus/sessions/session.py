@@ -80,6 +80,7 @@ class Session(ApprovalRouting, AnswerRouting):
         self.active: set[Subscriber] = set()
         self._broadcast_unwoken = False  # a broadcast since subscribers were last woken
         self.request_handler: int | None = None
+        self.awaiting_initialize: set[int] = set()
         self.runtime_info: dict[str, Any] = {}
         self._provisioner = provisioner
         self._conn: RuntimeConnection | None = None
@@ -341,13 +342,18 @@ class Session(ApprovalRouting, AnswerRouting):
         with_seq: bool,
         coalesce: bool,
         label: str = "",
+        live: bool = False,
+        requests_after_initialize: bool = False,
     ) -> tuple[Subscriber, int]:
         """Register a client; returns it and the ``seq`` for its ``argus/session`` frame.
 
         Without ``since`` the client starts at the head of the log, except that messages
         broadcast while no client was attached are delivered to it first (the original's
         outbox). With ``since`` it resumes after that number; if some of those messages
-        were evicted it first gets ``argus/replay/gap``.
+        were evicted it first gets ``argus/replay/gap``. ``live`` starts at the head with
+        no outbox (codex remote clients recover with ``thread/resume``, not a replay).
+        ``requests_after_initialize`` holds server requests back until the client's
+        ``initialize`` was answered.
         """
         if self._stopping:
             raise SessionGone(self.id)
@@ -355,6 +361,8 @@ class Session(ApprovalRouting, AnswerRouting):
         head = replay.last_seq
         if since is not None:
             cursor = min(max(since, 0), head)
+        elif live:
+            cursor = head
         elif self._unattended_from is not None and not self.subscribers:
             cursor = self._unattended_from - 1
         else:
@@ -373,6 +381,8 @@ class Session(ApprovalRouting, AnswerRouting):
             gap = {"from": cursor + 1, "to": replay.first_seq - 1}
             sub.push(m.notification("argus/replay/gap", gap), sub.cursor)
         self.subscribers[sub.key] = sub
+        if requests_after_initialize:
+            self.awaiting_initialize.add(sub.key)
         if self.request_handler not in self.subscribers:
             self.request_handler = sub.key
         if self._conn is not None:
@@ -391,6 +401,7 @@ class Session(ApprovalRouting, AnswerRouting):
         """Forget a client; the runtime, its turns and its other clients carry on."""
         if self.subscribers.pop(sub.key, None) is None:
             return
+        self.awaiting_initialize.discard(sub.key)
         if not self.subscribers:
             # What this last client was not sent yet goes to the next one (the outbox).
             unsent = sub.cursor + 1
@@ -469,6 +480,7 @@ class Session(ApprovalRouting, AnswerRouting):
         decision = conn.handshake.on_initialize(HandshakeWaiter(sub.key, obj["id"]))
         if decision is Decision.REPLY_CACHED:
             self._reply(sub, m.result_response(obj["id"], conn.handshake.result))
+            self._release_requests(conn, sub)
         elif decision is Decision.FORWARD:
             upstream_id = conn.requests.add(sub.key, obj["id"], "initialize", initialize=True)
             obj["id"] = upstream_id

@@ -24,7 +24,12 @@ from ..config import Settings
 from ..protocol import codes
 from ..protocol import messages as m
 from ..provision.base import ProvisionError
-from ..sessions.manager import SessionManager, TooManySessions, valid_session_id
+from ..sessions.manager import (
+    DEFAULT_SESSION_ID,
+    SessionManager,
+    TooManySessions,
+    valid_session_id,
+)
 from ..sessions.session import Session, SessionGone
 from ..sessions.subscriber import Subscriber
 from .accept import accept, close_reason
@@ -69,7 +74,12 @@ class WsEndpoint:
 
     async def _open_session(self, wanted: str | None) -> tuple[Session | None, bool, int, str]:
         created = False
-        if wanted is not None:
+        if wanted == DEFAULT_SESSION_ID:
+            try:
+                session, created = await self.manager.default_session()
+            except TooManySessions as exc:
+                return None, False, 1013, str(exc)
+        elif wanted is not None:
             session = self.manager.get(wanted) if valid_session_id(wanted) else None
             if session is None:
                 return None, False, codes.CLOSE_POLICY_VIOLATION, "Unknown session"
@@ -104,11 +114,18 @@ class WsEndpoint:
 
         try:
             sub, seq = session.attach(
-                send_text, since=opts["since"], with_seq=opts["seq"], coalesce=opts["coalesce"]
+                send_text,
+                since=opts["since"],
+                with_seq=opts["seq"],
+                coalesce=opts["coalesce"],
+                live=opts.get("live", False),
+                requests_after_initialize=opts.get("live", False),
             )
         except SessionGone:
             await close(codes.CLOSE_POLICY_VIOLATION, "Unknown session")
             return
+        if (on_attach := opts.get("on_attach")) is not None:
+            on_attach(sub)
         client_gone = False
         try:
             frame = {
