@@ -25,6 +25,7 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
+from . import authlimit, metrics
 from .automation.cron_api import make_cron_provider
 from .automation.engine import Automation
 from .config import ConfigError, Settings
@@ -38,7 +39,7 @@ from .provision.base import GatewayLink, Provisioner
 from .provision.local import LocalProvisioner
 from .provision.tcp import TcpProvisioner
 from .sessions.manager import SessionManager
-from .store.db import open_store
+from .store.db import Store, open_store
 from .tokens import gateway_secret
 from .web import stallguard
 from .web.asgi import ArgusAsgi
@@ -122,6 +123,17 @@ def build_asgi(
     return ArgusAsgi(http_app, ws_routes), registry
 
 
+def watch_for_metrics(manager: SessionManager, registry: NodeRegistry, store: Store) -> None:
+    """Point /metrics at the live objects its gauges are read from."""
+
+    async def refresh() -> None:
+        metrics.SOURCES.queue_depths = await store.run(metrics.queue_depths)
+
+    metrics.SOURCES.sessions = lambda: list(manager.sessions.values())
+    metrics.SOURCES.nodes_connected = lambda: len(registry.nodes)
+    metrics.SOURCES.refresh = refresh
+
+
 def tune_gc() -> None:
     """Make the cyclic GC rarer: the reader allocates a dict per runtime line.
 
@@ -146,7 +158,9 @@ async def serve(
     manager = SessionManager(settings, provisioner, hooks=automation, store=store)
     manager.is_busy = automation.session_busy
     automation.manager = manager
-    app, _registry = build_asgi(settings, manager, automation, secret)
+    app, registry = build_asgi(settings, manager, automation, secret)
+    authlimit.LIMITER.configure(settings.auth_fail_limit, settings.auth_fail_window_s)
+    watch_for_metrics(manager, registry, store)
     stallguard.install()
     stop_http = trio.Event()
     try:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from .. import metrics
 from ..config import Settings
 from ..provision.base import ProvisionError
 from ..sessions.hooks import SessionHooks
@@ -169,6 +170,7 @@ class Automation(SessionHooks):
     def on_client_turn_start(self, session: Session, thread_id: str) -> None:
         """A client's own ``turn/start`` makes the lane busy too (the original did not)."""
         lane = self.lanes.get(session.id, thread_id)
+        metrics.STATS.turns_started.add("client")
         if not lane.busy:
             lane.start("client")
 
@@ -405,6 +407,7 @@ class Automation(SessionHooks):
             source,
             self.wall_ms(),
         )
+        metrics.STATS.turns_started.add(kind)
         if kind == "heartbeat":
             self.last_heartbeat[session.id] = trio.current_time()
         self.session_backoff.pop(session.id, None)
@@ -429,6 +432,7 @@ class Automation(SessionHooks):
         turn_id = lane.active_turn_id
         turn = params.get("turn")
         status = turn.get("status") if isinstance(turn, dict) else None
+        metrics.STATS.turns_completed.add(kind or "client")
         lane.release()
         self.spawn(
             self.store.run,

@@ -34,6 +34,7 @@ from typing import Any
 from quart import Response, jsonify, request
 from quart_trio import QuartTrio
 
+from .. import authlimit
 from ..web import auth
 from .scope import Principal, Scopes
 from .tools import NodeTools
@@ -153,12 +154,16 @@ def add_mcp_routes(
         origin = request.headers.get("origin")
         if origin is not None and not auth.origin_allowed(origin, allowed_origins):
             return None, fail(403, "Origin not allowed", "forbidden_origin")
+        address = request.remote_addr or "?"
+        if authlimit.LIMITER.limited(address, "mcp"):
+            return None, fail(429, authlimit.REASON, "rate_limited")
         token = auth.extract_token(
             request.headers.get("authorization"),
             {k: request.args.getlist(k) for k in ("token",) if k in request.args},
         )
         principal = scopes.principal(token)
         if principal is None:
+            authlimit.LIMITER.failed(address, "mcp")
             return None, fail(401, "Unauthorized", "unauthorized")
         return principal, None
 

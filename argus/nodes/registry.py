@@ -25,6 +25,8 @@ from typing import Any
 
 import trio
 
+from .. import metrics
+
 log = logging.getLogger(__name__)
 
 MAX_NODES = 1000
@@ -150,6 +152,13 @@ class NodeRegistry:
         self, node_id: str, command: str, params: Any, timeout_ms: float | None
     ) -> dict[str, Any]:
         """Send ``command`` to a node and wait for its result (or a gateway error)."""
+        result = await self._invoke(node_id, command, params, timeout_ms)
+        metrics.STATS.node_invokes.add(metrics.invoke_outcome(result))
+        return result
+
+    async def _invoke(
+        self, node_id: str, command: str, params: Any, timeout_ms: float | None
+    ) -> dict[str, Any]:
         result: dict[str, Any] = {"ok": False, "nodeId": node_id, "command": command}
         conn = self.nodes.get(node_id)
         if conn is None:

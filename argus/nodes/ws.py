@@ -19,6 +19,7 @@ from urllib.parse import parse_qs
 
 import trio
 
+from .. import authlimit, metrics
 from ..web import auth
 from .registry import NodeConnection, NodeRegistry
 from .scope import Scopes, runtime_node_id
@@ -78,8 +79,13 @@ class NodesEndpoint:
                 async with lock:
                     await send({"type": "websocket.close", "code": code, "reason": reason[:120]})
 
+        address = authlimit.client_address(scope)
+        if authlimit.LIMITER.limited(address, "nodes_ws"):
+            await close(authlimit.CLOSE_RATE_LIMITED, authlimit.REASON)
+            return
         principal = self.scopes.node_principal(token)
         if principal is None:
+            authlimit.LIMITER.failed(address, "nodes_ws")
             await close(1008, "Unauthorized")
             return
         first: dict[str, Any] | None = None
@@ -140,6 +146,9 @@ class NodesEndpoint:
                 message = await receive()
                 if message["type"] == "websocket.disconnect":
                     return
+                metrics.STATS.frames_in["nodes_ws"] += 1
+                raw = message.get("text") or message.get("bytes") or ""
+                metrics.STATS.bytes_in["nodes_ws"] += len(raw)
                 frame = _json_object(message.get("text"))
                 if frame is None or frame.get("type") != "event":
                     continue

@@ -21,12 +21,14 @@ import logging
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import trio
 
+from ..metrics import STORE_TXN_SECONDS
 from .schema import LATEST, MIGRATIONS
 
 log = logging.getLogger(__name__)
@@ -153,6 +155,7 @@ class Store:
         def job() -> None:
             conn = self._conn
             assert conn is not None
+            started = time.perf_counter()
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
@@ -164,6 +167,7 @@ class Store:
                 box.append((True, result))
             except BaseException as exc:
                 box.append((False, exc))
+            STORE_TXN_SECONDS.observe(time.perf_counter() - started)
             try:
                 token.run_sync_soon(done.set)
             except trio.RunFinishedError:

@@ -15,6 +15,7 @@ from quart import Response, jsonify, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
+from .. import authlimit, metrics
 from ..automation.engine import Automation
 from ..config import Settings
 from ..sessions.manager import SessionManager
@@ -35,11 +36,15 @@ def admin_only(settings: Settings) -> Callable[[View], View]:
     def admin(view: View) -> View:
         @functools.wraps(view)
         async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            address = request.remote_addr or "?"
+            if authlimit.LIMITER.limited(address, "http"):
+                return error(429, "rate_limited", authlimit.REASON)
             token = auth.extract_token(
                 request.headers.get("authorization"),
                 {k: request.args.getlist(k) for k in ("token",) if k in request.args},
             )
             if not auth.token_matches(settings.admin_token, token):
+                authlimit.LIMITER.failed(address, "http")
                 return error(401, "unauthorized", "Unauthorized")
             return await view(*args, **kwargs)
 
@@ -62,8 +67,10 @@ def build_http_app(
         # Every body is read (bounded by MAX_CONTENT_LENGTH) before any route answers:
         # a response sent before its request's body was read leaves those bytes on a
         # keep-alive connection, where they stall the next request.
+        surface = "mcp" if request.path == "/mcp" else "http"
+        metrics.STATS.frames_in.add(surface)
         if request.method in ("POST", "PUT", "PATCH", "DELETE"):
-            await request.get_data()
+            metrics.STATS.bytes_in.add(surface, len(await request.get_data()))
 
     @app.errorhandler(HTTPException)
     async def http_error(exc: HTTPException) -> Any:
@@ -85,6 +92,12 @@ def build_http_app(
     @app.get("/robots.txt")
     async def robots() -> Any:
         return Response("User-agent: *\nDisallow: /\n", content_type="text/plain")
+
+    @app.get("/metrics")
+    @admin
+    async def metrics_text() -> Any:
+        await metrics.SOURCES.refresh()
+        return Response(metrics.render(), content_type=metrics.CONTENT_TYPE)
 
     @app.get("/sessions")
     @admin

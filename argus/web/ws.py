@@ -20,6 +20,7 @@ from urllib.parse import parse_qs
 
 import trio
 
+from .. import authlimit, metrics
 from ..config import Settings
 from ..protocol import messages as m
 from ..provision.base import ProvisionError
@@ -65,7 +66,12 @@ class WsEndpoint:
             with trio.move_on_after(CLOSE_TIMEOUT_S):
                 await send({"type": "websocket.close", "code": code, "reason": _reason(reason)})
 
+        address = authlimit.client_address(scope)
+        if authlimit.LIMITER.limited(address, "ws"):
+            await close(authlimit.CLOSE_RATE_LIMITED, authlimit.REASON)
+            return
         if not auth.token_matches(self.settings.admin_token, token):
+            authlimit.LIMITER.failed(address, "ws")
             await close(1008, "Unauthorized")
             return
         opts, problem = parse_options(query)
@@ -146,11 +152,15 @@ class WsEndpoint:
             await close(sub.close_code, sub.close_reason)
 
     async def _receive_loop(self, session: Session, sub: Subscriber, receive: Any) -> None:
+        frames_in = metrics.STATS.frames_in
+        bytes_in = metrics.STATS.bytes_in
         while True:
             message = await receive()
             kind = message["type"]
             if kind == "websocket.receive":
                 text = message.get("text")
+                frames_in["ws"] += 1
+                bytes_in["ws"] += len(text if text is not None else message.get("bytes") or b"")
                 if text is None:
                     error = "Invalid request: binary frames are not supported; send JSON text"
                     sub.push(m.error_response(None, m.INVALID_REQUEST, error), sub.cursor)
