@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from .. import metrics
+from ..boundary import contained
 from ..config import Settings
 from ..provision.base import ProvisionError
 from ..sessions.hooks import SessionHooks
@@ -150,7 +151,7 @@ class Automation(SessionHooks):
         if self._nursery is None:
             return
         try:
-            self._nursery.start_soon(fn, *args)
+            self._nursery.start_soon(contained(fn, "automation job"), *args)
         except RuntimeError:
             log.debug("engine is shutting down; background job dropped: %s", fn)
 
@@ -294,7 +295,8 @@ class Automation(SessionHooks):
         if self._nursery is None:
             return
         lane.worker = True
-        self._nursery.start_soon(self._serve_lane, lane)
+        what = f"lane worker session={lane.session_id} thread={lane.thread_id}"
+        self._nursery.start_soon(contained(self._serve_lane, what), lane)
 
     async def _serve_lane(self, lane: Lane) -> None:
         try:

@@ -26,6 +26,7 @@ from typing import Any
 
 import trio
 
+from ..boundary import contained
 from ..config import Settings
 from ..protocol import messages as m
 from ..protocol.framing import LineSplitter, OversizedLine
@@ -112,6 +113,10 @@ class Session(ApprovalRouting):
                 task_status.started()
                 await self._stop_requested.wait()
                 nursery.cancel_scope.cancel()
+        except Exception:
+            # Boundary: whatever fails inside this session ends this session only.
+            log.exception("session failed session=%s; it is stopped", self.id)
+            self._stopping = True
         finally:
             self._conn = None
             self.finished.set()
@@ -173,7 +178,14 @@ class Session(ApprovalRouting):
                 if backlog > self.replay.last_seq:
                     await self._read_runtime(runtime, conn, splitter, until=backlog)
                 task_status.started()
-                await self._read_runtime(runtime, conn, splitter)
+                try:
+                    await self._read_runtime(runtime, conn, splitter)
+                except Exception:  # boundary: a routing bug ends this session, reported as such
+                    log.exception(
+                        "session failed session=%s: error routing runtime output", self.id
+                    )
+                    self.stop(1011, "Session failed: internal error (see the daemon log)")
+                    return
                 with trio.move_on_after(self.settings.stop_timeout_s):
                     status = await runtime.wait_exit()
         finally:
@@ -441,19 +453,12 @@ class Session(ApprovalRouting):
         """Route one text frame from a client (one JSON message)."""
         self.last_active_ms = now_ms()
         obj = m.parse(text)
-        if obj is m.INVALID:
-            self._reply(sub, m.error_response(None, m.PARSE_ERROR, "Parse error: invalid JSON"))
-            return
-        if type(obj) is not dict:
-            message = "Invalid request: expected one JSON object per frame"
-            self._reply(sub, m.error_response(None, m.INVALID_REQUEST, message))
+        problem = m.frame_problem(text, obj)
+        if problem is not None:
+            self._reply(sub, problem)
             return
         method = obj.get("method")
         has_id = "id" in obj
-        if "method" in obj and type(method) is not str:
-            message = "Invalid request: 'method' must be a string"
-            self._reply(sub, m.error_response(obj.get("id"), m.INVALID_REQUEST, message))
-            return
         if method is not None and method.startswith("argus/"):
             await self._handle_gateway_method(sub, obj)
             return
@@ -552,7 +557,8 @@ class Session(ApprovalRouting):
         text = m.notification(method, params)
         conn = self._conn
         if conn is not None and conn.numbered and not conn.closed and self._nursery:
-            self._nursery.start_soon(conn.runtime.send_note, text.encode())  # type: ignore[attr-defined]
+            send_note = contained(conn.runtime.send_note, f"note to the bridge session={self.id}")  # type: ignore[attr-defined]
+            self._nursery.start_soon(send_note, text.encode())
             return
         self._broadcast(text)
         self._after_batch()
