@@ -91,11 +91,15 @@ def main() -> None:
         "--only",
         nargs="*",
         default=None,
-        help="only these groups: ceiling core automation nodes bridge",
+        help="only these groups: ceiling core automation nodes bridge reliability",
+    )
+    parser.add_argument(
+        "--long", action="store_true", help="reliability group: the long soak and fuzz runs"
     )
     options = parser.parse_args()
     rows: list[Row] = []
-    groups = set(options.only or ("ceiling", "core", "automation", "nodes", "bridge"))
+    all_groups = ("ceiling", "core", "automation", "nodes", "bridge", "reliability")
+    groups = set(options.only or all_groups)
     if not options.no_ceiling and "ceiling" in groups:
         rows += ceiling_rows(options.quick)
     if "core" in groups:
@@ -106,6 +110,10 @@ def main() -> None:
         rows += nodes_bench.run(quick=options.quick)
     if "bridge" in groups:
         rows += bridge_bench.run(quick=options.quick)
+    if "reliability" in groups:
+        from bench import reliability
+
+        rows += reliability.run(quick=options.quick, long=options.long)
     print(f"{'bench':<9} {'case':<40} {'value':>14} unit")
     for row in rows:
         extra = ""
