@@ -13,7 +13,8 @@ Routing, in short (docs/architecture.md has the full picture):
 * runtime requests (approvals) go to the turn's owner, else the request handler, else any
   client; they stay pending until answered or resolved, and every client that attaches
   while they are pending gets them too;
-* client requests get gateway-unique ids; ``initialize``/``initialized`` go through the
+* client requests get ids unique per runtime connection (``connection.UpstreamIds``: an
+  earlier gateway's ids never repeat); ``initialize``/``initialized`` go through the
   connection's handshake machine, which the daemon's own calls share.
 """
 
@@ -34,12 +35,7 @@ from ..protocol.handshake import Decision
 from ..provision.base import ExitStatus, Provisioner, ProvisionError, Runtime
 from . import numbered
 from .approvals import ApprovalRouting
-from .connection import (
-    HandshakeWaiter,
-    Inflight,
-    RuntimeConnection,
-    next_upstream_id,
-)
+from .connection import HandshakeWaiter, Inflight, RuntimeConnection
 from .hooks import NO_HOOKS, GatewayMethodError, SessionHooks
 from .internal_calls import RuntimeCallError, call_runtime
 from .replay import Entry, ReplayBuffer
@@ -95,6 +91,7 @@ class Session(ApprovalRouting):
         self._noise_logged = 0
         self._runtime_scope: trio.CancelScope | None = None
         self._idle_stop = False
+        self._catching_up = False  # reading an adopted runtime's backlog (under _run_lock)
         self.bridge_instance: str | None = None  # the bridge this log's numbers come from
         self.bridge_base = 0
 
@@ -137,11 +134,15 @@ class Session(ApprovalRouting):
         self._stop_requested.set()
 
     async def ensure_running(self) -> None:
-        """Start the runtime unless it runs; concurrent callers share one start."""
-        if self._conn is not None:
+        """Start the runtime unless it runs; concurrent callers share one start.
+
+        A caller also waits while an adopted runtime's backlog is being read: requests
+        sent then would race the replayed lines, and the lanes are not up to date yet.
+        """
+        if self._conn is not None and not self._catching_up:
             return
         async with self._run_lock:
-            if self._conn is not None:
+            if self._conn is not None and not self._catching_up:
                 return
             if self._stopping or self._nursery is None:
                 raise SessionGone(self.id)
@@ -176,7 +177,11 @@ class Session(ApprovalRouting):
                 self.hooks.on_runtime_started(self)
                 splitter = LineSplitter(self.settings.jsonl_line_limit_bytes)
                 if backlog > self.replay.last_seq:
-                    await self._read_runtime(runtime, conn, splitter, until=backlog)
+                    self._catching_up = True
+                    try:
+                        await self._read_runtime(runtime, conn, splitter, until=backlog)
+                    finally:
+                        self._catching_up = False
                 task_status.started()
                 try:
                     await self._read_runtime(runtime, conn, splitter)
@@ -325,7 +330,11 @@ class Session(ApprovalRouting):
         upstream_id = obj["id"]
         inflight = conn.inflight.pop(upstream_id, None) if type(upstream_id) is int else None
         if inflight is None:
-            log.debug("dropping response with unknown id session=%s id=%r", self.id, upstream_id)
+            # An id of an earlier epoch: the answer to a previous gateway's request, which a
+            # bridge replays or forwards after a restart. Never anyone's answer here.
+            earlier = type(upstream_id) is int and not conn.ids.owns(upstream_id)
+            why = "from an earlier connection" if earlier else "with unknown id"
+            log.debug("dropping response %s session=%s id=%r", why, self.id, upstream_id)
             return
         if upstream_id == conn.initialize_id:
             self._on_initialize_response(conn, inflight, obj, text)
@@ -491,7 +500,7 @@ class Session(ApprovalRouting):
             message = "Too many requests in flight for this session"
             self._reply(sub, m.error_response(obj["id"], m.TOO_MANY_REQUESTS, message))
             return
-        upstream_id = next_upstream_id()
+        upstream_id = conn.next_upstream_id()
         inflight = conn.inflight[upstream_id] = Inflight(sub.key, obj["id"], method)
         if method == "turn/start":
             params = obj.get("params")
@@ -509,7 +518,7 @@ class Session(ApprovalRouting):
         if decision is Decision.REPLY_CACHED:
             self._reply(sub, m.result_response(obj["id"], conn.handshake.result))
         elif decision is Decision.FORWARD:
-            upstream_id = next_upstream_id()
+            upstream_id = conn.next_upstream_id()
             conn.initialize_id = upstream_id
             conn.inflight[upstream_id] = Inflight(sub.key, obj["id"], "initialize")
             obj["id"] = upstream_id
