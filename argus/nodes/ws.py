@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -34,6 +35,14 @@ MAX_FIELD = 200
 MAX_REASON_BYTES = 123  # a close frame's reason, in bytes of UTF-8
 
 NodeEventHandler = Callable[[NodeConnection, str, dict[str, Any]], Awaitable[None]]
+
+
+NODE_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}")
+
+
+def valid_node_id(value: Any) -> bool:
+    """A node id is a short name (it appears in URLs, logs and scope rules), never a path."""
+    return isinstance(value, str) and NODE_ID_RE.fullmatch(value) is not None and ".." not in value
 
 
 def _text(value: Any) -> str | None:
@@ -109,9 +118,12 @@ class NodesEndpoint:
         if first is None or first.get("type") != "connect":
             await close(1008, "First message must be {type:'connect', ...}")
             return
-        node_id = _text(first.get("nodeId"))
-        if node_id is None:
+        node_id = first.get("nodeId")
+        if node_id is None or (isinstance(node_id, str) and not node_id.strip()):
             await close(1008, "Missing nodeId")
+            return
+        if not valid_node_id(node_id):
+            await close(1008, "Invalid nodeId: 1-128 of A-Z a-z 0-9 . _ : @ - (no '..')")
             return
         if not principal.is_admin and node_id != runtime_node_id(principal.session_id or ""):
             await close(1008, "This token may only connect node runtime:<its session>")

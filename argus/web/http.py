@@ -99,8 +99,8 @@ def build_http_app(
         # keep-alive connection, where they stall the next request.
         surface = "mcp" if request.path == "/mcp" else "http"
         metrics.STATS.frames_in.add(surface)
-        if request.method in ("POST", "PUT", "PATCH", "DELETE"):
-            metrics.STATS.bytes_in.add(surface, len(await request.get_data()))
+        # Any method may carry a body (a GET or OPTIONS with one, too).
+        metrics.STATS.bytes_in.add(surface, len(await request.get_data()))
 
     @app.errorhandler(HTTPException)
     async def http_error(exc: HTTPException) -> Any:
