@@ -32,12 +32,13 @@ import trio
 from .. import metrics
 from ..boundary import contained
 from ..config import Settings
+from ..protocol.messages import STORE_UNAVAILABLE
 from ..provision.base import ProvisionError
-from ..sessions.hooks import SessionHooks
+from ..sessions.hooks import GatewayMethodError, SessionHooks
 from ..sessions.internal_calls import RuntimeCallError
 from ..sessions.session import Session, SessionGone
 from ..store import records
-from ..store.db import Store
+from ..store.db import Store, StoreUnavailable
 from . import turn_input
 from .lanes import Lane, LaneTable
 
@@ -210,10 +211,15 @@ class Automation(SessionHooks):
     async def call_gateway_method(
         self, session: Session, method: str, params: dict[str, Any]
     ) -> Any:
-        """``argus/*`` methods: see ``api``."""
+        """``argus/*`` methods: see ``api``. A store that cannot write is the caller's error."""
         from . import api
 
-        return await api.call(self, session, method, params)
+        try:
+            return await api.call(self, session, method, params)
+        except StoreUnavailable as exc:
+            log.warning("store unavailable for %s session=%s: %s", method, session.id, exc)
+            message = f"Store unavailable, nothing was changed; retry later ({exc})"
+            raise GatewayMethodError(STORE_UNAVAILABLE, message) from None
 
     # -- loaded threads ------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ GATEWAY_ERROR = -32000
 RUNTIME_EXITED = -32001
 TOO_MANY_REQUESTS = -32002
 QUEUE_FULL = -32003  # a follow-up or system-event queue is at its bound; nothing was added
+STORE_UNAVAILABLE = -32004  # the store cannot write (disk full, read-only): nothing was added
 
 # Streaming deltas that may be coalesced for a lagging client: deltas of one item are
 # concatenated by every client anyway, so joining them changes no rendered text.

@@ -42,6 +42,14 @@ class StoreError(Exception):
     """The database cannot be used; ``str()`` says which file and why, for the user."""
 
 
+class StoreUnavailable(StoreError):
+    """A transaction failed in SQLite itself (disk full, read-only, I/O error, locked).
+
+    Nothing of it was committed. Callers answer with an error (nothing acknowledged), and
+    the next transaction tries again: the daemon recovers when the disk does.
+    """
+
+
 def open_connection(path: Path) -> sqlite3.Connection:
     """Open, check and migrate the database at ``path`` (blocking; the worker thread calls it)."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -160,11 +168,18 @@ class Store:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
                     result = fn(conn, *args)
+                    conn.execute("COMMIT")
                 except BaseException:
-                    conn.execute("ROLLBACK")
+                    if conn.in_transaction:
+                        try:
+                            conn.execute("ROLLBACK")
+                        except sqlite3.Error:  # SQLite may have rolled back already
+                            pass
                     raise
-                conn.execute("COMMIT")
                 box.append((True, result))
+            except sqlite3.OperationalError as exc:
+                failed = StoreUnavailable(f"the store cannot write: {exc}")
+                box.append((False, failed))
             except BaseException as exc:
                 box.append((False, exc))
             STORE_TXN_SECONDS.observe(time.perf_counter() - started)

@@ -21,6 +21,7 @@ from ..automation.engine import Automation
 from ..config import Settings
 from ..protocol import messages as m
 from ..sessions.manager import SessionManager
+from ..store.db import StoreUnavailable
 from . import auth
 
 
@@ -101,6 +102,11 @@ def build_http_app(
         metrics.STATS.frames_in.add(surface)
         # Any method may carry a body (a GET or OPTIONS with one, too).
         metrics.STATS.bytes_in.add(surface, len(await request.get_data()))
+
+    @app.errorhandler(StoreUnavailable)
+    async def store_unavailable(exc: StoreUnavailable) -> Any:
+        # Nothing was written; the client may retry once the disk has room again.
+        return error(503, "store_unavailable", f"Store unavailable, nothing was changed: {exc}")
 
     @app.errorhandler(HTTPException)
     async def http_error(exc: HTTPException) -> Any:
