@@ -60,7 +60,7 @@ async def _run(quick: bool, long: bool) -> list[Row]:
 
         sessions, clients = (10, 5) if quick else (100, 10)
         async with run_daemon(Path(tmp) / "load", env=load.ENV) as daemon:
-            normal, stalled = await load.run_load(daemon, sessions, clients, 200, 20)
+            normal, stalled = await load.run_load(daemon, sessions, clients, 100, 100, rounds=2)
         for line in load.report(normal, stalled, sessions, clients):
             print(line, flush=True)
         label = f"{sessions}x{clients}"
