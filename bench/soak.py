@@ -43,6 +43,7 @@ class SoakStats:
     disconnects: int = 0
     abrupt: int = 0
     lagging_closed: int = 0  # closed by the daemon with 1013 (too slow), then resumed
+    merged: int = 0  # merged deltas received (coalescing watchers only)
     messages: int = 0
     items_checked: int = 0
     items_lost: int = 0  # an item whose text differs from the runtime's, or never completed
@@ -122,6 +123,10 @@ async def watcher(
                     seq = msg.get("argusSeq")
                     if msg.get("method") == "argus/replay/gap":
                         stats.gaps += 1
+                    if "argusSeqFrom" in msg:
+                        stats.merged += 1
+                        if not coalesce:
+                            stats.problems.append("a coalesce=0 client got a merged delta")
                     if seq is not None:
                         if msg.get("argusSeqFrom", seq) <= last_seq:
                             stats.duplicates += 1
@@ -247,7 +252,7 @@ async def _run_session(
             )
     for name in ("disconnects", "abrupt", "lagging_closed", "messages", "items_checked"):
         setattr(stats, name, getattr(stats, name) + getattr(local, name))
-    for name in ("items_lost", "duplicates", "gaps", "turns", "clients"):
+    for name in ("items_lost", "duplicates", "gaps", "turns", "clients", "merged"):
         setattr(stats, name, getattr(stats, name) + getattr(local, name))
     stats.problems += local.problems
 
@@ -286,7 +291,8 @@ def report(stats: SoakStats, label: str) -> str:
     return (
         f"soak {label}: {stats.disconnects} disconnects ({stats.abrupt} abrupt, "
         f"{stats.lagging_closed} more closed by the daemon with 1013), "
-        f"{stats.clients} watchers, {stats.turns} turns, {stats.messages} messages, "
+        f"{stats.clients} watchers, {stats.turns} turns, {stats.messages} messages "
+        f"({stats.merged} of them merged deltas), "
         f"{stats.items_checked} items checked: lost {stats.items_lost}, "
         f"duplicated/reordered {stats.duplicates}, gaps {stats.gaps}, "
         f"problems {len(stats.problems)}"
