@@ -18,9 +18,7 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/argus serve
 
-test: $(STAMP)
-	$(BIN)/ruff check argus tests bench
-	$(BIN)/ruff format --check argus tests bench
+test: lint
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 bench: $(STAMP)
@@ -29,6 +27,7 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check argus tests bench
 	$(BIN)/ruff format --check argus tests bench
+	$(BIN)/lint-imports
 
 fmt: $(STAMP)
 	$(BIN)/ruff format argus tests bench

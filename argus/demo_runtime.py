@@ -50,6 +50,8 @@ from typing import Any
 
 import trio
 
+from .procs import now_ms
+
 VERSION = "0.1.0"
 MAX_LINE = 16 * 1024 * 1024
 CHUNK = 64 * 1024
@@ -57,10 +59,6 @@ CHUNK = 64 * 1024
 
 def _now_s() -> int:
     return int(time.time())
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class RpcError(Exception):
@@ -146,7 +144,7 @@ class DemoRuntime:
 
     async def notify(self, method: str, params: dict[str, Any]) -> None:
         """Write a notification, stamped like codex's."""
-        await self.send({"method": method, "params": params, "emittedAtMs": _now_ms()})
+        await self.send({"method": method, "params": params, "emittedAtMs": now_ms()})
 
     # -- dispatch ----------------------------------------------------------------------
 
@@ -311,8 +309,8 @@ class DemoRuntime:
             "id": str(uuid.uuid4()),
             "content": [{"type": "text", "text": text}],
         }
-        await self.notify("item/started", {**base, "item": user_item, "startedAtMs": _now_ms()})
-        await self.notify("item/completed", {**base, "item": user_item, "completedAtMs": _now_ms()})
+        await self.notify("item/started", {**base, "item": user_item, "startedAtMs": now_ms()})
+        await self.notify("item/completed", {**base, "item": user_item, "completedAtMs": now_ms()})
         turn["items"].append(user_item)
         status = "completed"
         with scope:
@@ -391,7 +389,7 @@ class DemoRuntime:
         """An agentMessage item streamed as deltas."""
         item_id = f"msg_{uuid.uuid4().hex[:12]}"
         item = {"type": "agentMessage", "id": item_id, "text": ""}
-        await self.notify("item/started", {**base, "item": item, "startedAtMs": _now_ms()})
+        await self.notify("item/started", {**base, "item": item, "startedAtMs": now_ms()})
         if burst:
             head = (
                 '{"method":"item/agentMessage/delta","params":'
@@ -422,7 +420,7 @@ class DemoRuntime:
                 )
             deltas = sent
         item["text"] = "".join(deltas)
-        await self.notify("item/completed", {**base, "item": item, "completedAtMs": _now_ms()})
+        await self.notify("item/completed", {**base, "item": item, "completedAtMs": now_ms()})
         turn["items"].append(item)
 
     async def approval(self, base: dict[str, Any], turn: dict[str, Any], command: str) -> str:
@@ -435,7 +433,7 @@ class DemoRuntime:
             "cwd": os.getcwd(),
             "status": "inProgress",
         }
-        await self.notify("item/started", {**base, "item": item, "startedAtMs": _now_ms()})
+        await self.notify("item/started", {**base, "item": item, "startedAtMs": now_ms()})
         request_id = self.next_request_id
         self.next_request_id += 1
         send, receive = trio.open_memory_channel[Any](1)
@@ -466,7 +464,7 @@ class DemoRuntime:
             item.update(status="completed", aggregatedOutput=f"approved: {command}\n", exitCode=0)
         else:
             item.update(status="declined")
-        await self.notify("item/completed", {**base, "item": item, "completedAtMs": _now_ms()})
+        await self.notify("item/completed", {**base, "item": item, "completedAtMs": now_ms()})
         turn["items"].append(item)
         if decision == "cancel":
             return "interrupted"

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from argus.auth import SECRET_FILE, derive_session_token
 from argus.testing import LOG_SINKS
-from argus.tokens import SECRET_FILE, derive_session_token
 from tests.harness import Daemon, run_daemon
 
 DaemonFactory = Callable[..., AbstractAsyncContextManager[Daemon]]

@@ -17,7 +17,6 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from typing import Any
 import trio
 
 from .. import metrics
+from ..procs import now_ms
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +56,8 @@ class NodeConnection:
     ip: str | None = None
     session_id: str | None = None  # set for a runtime node authenticated by a session token
     conn_id: int = field(default_factory=lambda: next(_conn_ids))
-    connected_at_ms: int = field(default_factory=lambda: int(time.time() * 1000))
-    last_seen_ms: int = field(default_factory=lambda: int(time.time() * 1000))
+    connected_at_ms: int = field(default_factory=now_ms)
+    last_seen_ms: int = field(default_factory=now_ms)
     replaced: trio.Event = field(default_factory=trio.Event)
 
     def describe(self) -> dict[str, Any]:

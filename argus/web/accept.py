@@ -1,0 +1,54 @@
+"""The one WebSocket accept path: every surface (``/ws``, ``/nodes/ws``) opens through it.
+
+Why one path: the Origin rule, the token extraction and the close-reason limit are
+security rules, and a second copy drifts (``/nodes/ws`` once accepted any Origin, so a page
+on any site could register a node that offers ``system.run`` on a loopback gateway with
+auth off). Here a foreign ``Origin`` (not loopback, not in ARGUS_ALLOWED_ORIGINS) is refused
+before the upgrade (HTTP 403); the token comes from ``Authorization`` or ``?token=``; and a
+close reason is cut to what a close frame can carry, in bytes, on a character boundary.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs
+
+from .. import auth
+from ..protocol import codes
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """An accepted connection: its query string and the token it presented (if any)."""
+
+    query: dict[str, list[str]]
+    token: str | None
+
+
+def close_reason(text: str) -> str:
+    """``text`` cut to ``codes.MAX_CLOSE_REASON_BYTES`` of UTF-8, never inside a character."""
+    data = text.encode("utf-8", "replace")  # "replace": a lone surrogate cannot fail a close
+    return data[: codes.MAX_CLOSE_REASON_BYTES].decode("utf-8", "ignore")
+
+
+async def accept(
+    scope: dict[str, Any], receive: Any, send: Any, allowed_origins: Iterable[str]
+) -> Accepted | None:
+    """Accept the upgrade unless its Origin is foreign; None when refused or gone."""
+    if (await receive())["type"] != "websocket.connect":
+        return None
+    headers = scope["headers"]
+    origin = auth.header(headers, b"origin")
+    if not auth.origin_allowed(origin, allowed_origins):
+        log.warning("websocket refused on %s: origin %r is not allowed", scope.get("path"), origin)
+        await send({"type": "websocket.close", "code": codes.CLOSE_POLICY_VIOLATION})  # HTTP 403
+        return None
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    token = auth.extract_token(auth.header(headers, b"authorization"), query)
+    await send({"type": "websocket.accept"})
+    return Accepted(query, token)
