@@ -65,6 +65,7 @@ class SurfaceStats:
     answers: Counter[str] = field(default_factory=Counter)
     failures: list[str] = field(default_factory=list)  # a case without a defined answer
     stuck: int = 0  # a sentinel or round trip that never came back
+    slowest_close_s: float = 0.0  # slowloris: the longest a half-sent upgrade stayed open
 
     def fail(self, what: str) -> None:
         """Record one case without a defined answer (the first 20 are kept verbatim)."""
@@ -397,6 +398,7 @@ async def slowloris(daemon: Daemon, connections: int, seconds: float) -> Surface
 
     async def one() -> None:
         stats.cases += 1
+        began = time.monotonic()
         stream = await trio.open_tcp_stream("127.0.0.1", port)
         try:
             await stream.send_all(head)
@@ -414,6 +416,7 @@ async def slowloris(daemon: Daemon, connections: int, seconds: float) -> Surface
             stats.fail(f"slowloris upgrade still open after {seconds:.0f}s")
         else:
             stats.answers["closed by the daemon"] += 1
+            stats.slowest_close_s = max(stats.slowest_close_s, time.monotonic() - began)
 
     async with trio.open_nursery() as nursery:
         for _ in range(connections):
@@ -481,7 +484,8 @@ async def run_fuzz(
     await trio.sleep(2.0)
     report.rss_before_kib = rss_kib(daemon.process.pid)
     report.replay_before = await replay_bytes(daemon)
-    slow_for = 15.0
+    # fastws waits 10 s for an upgrade's head, then hypercorn 5 s more (keep-alive timeout).
+    slow_for = 30.0
     async with trio.open_nursery() as nursery:
 
         async def surface(name: str, fn: Any, *args: Any) -> None:
@@ -518,6 +522,8 @@ def summary(report: FuzzReport) -> list[str]:
             f"fuzz {name:<10} {stats.cases:>6} cases: undefined {len(stats.failures)}, "
             f"stuck {stats.stuck}  [{top}]"
         )
+        if stats.slowest_close_s:
+            lines.append(f"    slowest close after {stats.slowest_close_s:.1f}s")
         lines += [f"    {f}" for f in stats.failures[:5]]
     lines.append(
         f"fuzz after: healthy={report.healthy} sessions answering "
