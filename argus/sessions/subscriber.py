@@ -314,7 +314,7 @@ class Subscriber:
         n = len(batch)
         while i < n:
             if self.close_code is not None and not self.drain_before_close:
-                return  # cut off mid-batch: the cursor stays at what was really sent
+                return sent_chars  # cut off mid-batch: the cursor stays at what was sent
             entry = batch[i]
             assert entry is not None
             if entry.directed:
