@@ -10,7 +10,16 @@ import argparse
 import importlib.util
 from typing import Any
 
-from bench import argus_bench, automation_bench, bridge_bench, nodes_bench, rtt_bench, scale_bench
+from bench import (
+    argus_bench,
+    automation_bench,
+    bridge_bench,
+    nodes_bench,
+    rtt_bench,
+    scale_bench,
+    swarm_bench,
+    telegram_bench,
+)
 
 Row = dict[str, Any]
 
@@ -152,14 +161,18 @@ def main() -> None:
         "--only",
         nargs="*",
         default=None,
-        help="only these groups: ceiling core automation nodes bridge rtt scale reliability",
+        help="only these groups: ceiling core automation nodes bridge rtt scale telegram swarm"
+        " reliability",
     )
     parser.add_argument(
         "--long", action="store_true", help="reliability group: the long soak (10,000 disconnects)"
     )
     options = parser.parse_args()
     rows: list[Row] = []
-    all_groups = ("ceiling", "core", "automation", "nodes", "bridge", "rtt", "scale", "reliability")
+    all_groups = (
+        "ceiling", "core", "automation", "nodes", "bridge", "rtt", "scale", "telegram", "swarm",
+        "reliability",
+    )  # fmt: skip
     groups = set(options.only or all_groups)
     if not options.no_ceiling and "ceiling" in groups:
         rows += ceiling_rows(options.quick)
@@ -175,6 +188,10 @@ def main() -> None:
         rows += rtt_bench.run(quick=options.quick)
     if "scale" in groups:
         rows += scale_bench.run(quick=options.quick)
+    if "telegram" in groups:
+        rows += telegram_bench.run(quick=options.quick)
+    if "swarm" in groups:
+        rows += swarm_bench.run(quick=options.quick)
     if "reliability" in groups:
         from bench import reliability
 
