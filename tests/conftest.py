@@ -41,8 +41,9 @@ _leaks: list[str] = []
 
 
 def _secrets_of(daemon: Daemon, env: dict[str, str]) -> set[str]:
-    """Every credential this daemon knew: its admin/node tokens and each session's token."""
-    found = {v for k, v in env.items() if k in ("ARGUS_TOKEN", "ARGUS_NODE_TOKEN") and v}
+    """Every credential this daemon knew: admin, node and bot tokens, each session's token."""
+    names = ("ARGUS_TOKEN", "ARGUS_NODE_TOKEN", "ARGUS_TELEGRAM_BOT_TOKEN", "TELEGRAM_BOT_TOKEN")
+    found = {v for k, v in env.items() if k in names and v}
     secret_file = daemon.home / SECRET_FILE
     secret = env.get("ARGUS_TOKEN") or (
         secret_file.read_text().strip() if secret_file.is_file() else ""
