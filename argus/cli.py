@@ -196,13 +196,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def configure_logging(level: str) -> None:
-    """Plain key=value lines on stderr."""
-    logging.basicConfig(
-        level=getattr(logging, level.upper()),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+def configure_logging(level: str, fmt: str = "text") -> None:
+    """Plain key=value lines on stderr, or one JSON object per line (ARGUS_LOG_FORMAT=json)."""
+    from .logfmt import JsonFormatter
+
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=getattr(logging, level.upper()), handlers=[handler])
     logging.getLogger("hypercorn.error").setLevel(logging.WARNING)
 
 
@@ -227,7 +230,7 @@ def run_serve(options: argparse.Namespace) -> int:
     except (ConfigError, daemon.UnsupportedMode) as exc:
         print(f"argus: invalid configuration: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     if settings.runtime_cmd is None and settings.provision_mode == "local":
         print(
             "argus: ARGUS_RUNTIME_CMD is not set; sessions run the bundled demo runtime "

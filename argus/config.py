@@ -76,6 +76,15 @@ class Settings(BaseModel):
     shutdown_timeout_s: float = Field(10.0, gt=0, le=600)
     stop_timeout_s: float = Field(5.0, gt=0, le=600)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = Field(
+        "text", description="text: human-readable lines; json: one JSON object per line."
+    )
+    auth_fail_limit: int = Field(
+        20, ge=1, le=1_000_000, description="Auth failures per address per window before 429."
+    )
+    auth_fail_window_s: float = Field(
+        60.0, gt=0, le=86_400, description="The window of ARGUS_AUTH_FAIL_LIMIT."
+    )
     # -- automation (issue 4) ------------------------------------------------------------
     followup_mode: Literal["each", "batch"] = Field(
         "each", description="Queued inputs run one per turn (each) or all in the next (batch)."

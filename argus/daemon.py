@@ -28,6 +28,7 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
+from . import metrics
 from .auth import gateway_secret
 from .automation import heartbeat
 from .automation.cron_api import make_cron_provider
@@ -45,6 +46,7 @@ from .provision.swarm import SwarmProvisioner
 from .provision.tcp import TcpProvisioner
 from .sessions.manager import SessionManager, SessionTable
 from .store.db import Store, open_store
+from .web import authlimit
 from .web.asgi import ArgusAsgi
 from .web.codex_remote import CodexRemoteEndpoint
 from .web.http import admin_only, build_http_app
@@ -160,6 +162,17 @@ def build_asgi(
     return ArgusAsgi(http_app, ws_routes), registry
 
 
+def watch_for_metrics(manager: SessionManager, registry: NodeRegistry, store: Store) -> None:
+    """Point /metrics at the live objects its gauges are read from."""
+
+    async def refresh() -> None:
+        metrics.SOURCES.queue_depths = await store.run(metrics.queue_depths)
+
+    metrics.SOURCES.sessions = lambda: list(manager.sessions.values())
+    metrics.SOURCES.nodes_connected = lambda: len(registry.nodes)
+    metrics.SOURCES.refresh = refresh
+
+
 async def serve(
     settings: Settings, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED
 ) -> None:
@@ -176,7 +189,9 @@ async def serve(
     manager = SessionManager(
         settings, provisioner, hooks=automation, store=store, sessions=sessions
     )
-    app, _registry = build_asgi(settings, manager, automation, secret)
+    app, registry = build_asgi(settings, manager, automation, secret)
+    authlimit.LIMITER.configure(settings.auth_fail_limit, settings.auth_fail_window_s)
+    watch_for_metrics(manager, registry, store)
     channels = make_channels(settings, store, manager, automation)
     stop_http = trio.Event()
     try:

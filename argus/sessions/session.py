@@ -500,6 +500,7 @@ class Session(ApprovalRouting, AnswerRouting):
         They are awaited inline, so one client's gateway calls are answered in order; a
         call without an id runs all the same and its outcome is not sent (the original).
         """
+        answer = "id" in obj  # "id": null is an id like any other (as for runtime methods)
         req_id = obj.get("id")
         params = obj.get("params")
         try:
@@ -507,16 +508,16 @@ class Session(ApprovalRouting, AnswerRouting):
                 self, obj["method"], params if isinstance(params, dict) else {}
             )
         except GatewayMethodError as exc:
-            if req_id is not None:
+            if answer:
                 self._reply(sub, m.error_response(req_id, exc.code, exc.message))
             return
         except RuntimeCallError as exc:
-            if req_id is not None:
+            if answer:
                 code, message = exc.error.get("code"), exc.error.get("message")
                 code = code if type(code) is int else codes.GATEWAY_ERROR
                 self._reply(sub, m.error_response(req_id, code, str(message or "Runtime error")))
             return
-        if req_id is not None:
+        if answer:
             self._reply(sub, m.result_response(req_id, result))
 
     def note(self, method: str, params: dict[str, Any]) -> None:

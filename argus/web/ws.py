@@ -19,7 +19,7 @@ from typing import Any
 
 import trio
 
-from .. import auth
+from .. import auth, metrics
 from ..config import Settings
 from ..protocol import codes
 from ..protocol import messages as m
@@ -32,6 +32,7 @@ from ..sessions.manager import (
 )
 from ..sessions.session import Session, SessionGone
 from ..sessions.subscriber import Subscriber
+from . import authlimit
 from .accept import accept, close_reason
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,12 @@ class WsEndpoint:
                     {"type": "websocket.close", "code": code, "reason": close_reason(reason)}
                 )
 
+        address = authlimit.client_address(scope)
+        if authlimit.LIMITER.limited(address, "ws"):
+            await close(authlimit.CLOSE_RATE_LIMITED, authlimit.REASON)
+            return
         if not auth.token_matches(self.settings.admin_token, token):
+            authlimit.LIMITER.failed(address, "ws")
             await close(codes.CLOSE_POLICY_VIOLATION, "Unauthorized")
             return
         opts, problem = parse_options(query)
@@ -152,11 +158,15 @@ class WsEndpoint:
             await close(sub.close_code, sub.close_reason)
 
     async def _receive_loop(self, session: Session, sub: Subscriber, receive: Any) -> None:
+        frames_in = metrics.STATS.frames_in
+        bytes_in = metrics.STATS.bytes_in
         while True:
             message = await receive()
             kind = message["type"]
             if kind == "websocket.receive":
                 text = message.get("text")
+                frames_in["ws"] += 1
+                bytes_in["ws"] += len(text if text is not None else message.get("bytes") or b"")
                 if text is None:
                     error = "Invalid request: binary frames are not supported; send JSON text"
                     sub.push(m.error_response(None, codes.INVALID_REQUEST, error), sub.cursor)
