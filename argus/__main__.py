@@ -19,14 +19,20 @@ PROGRAMS = {
     "bridge": "argus.bridge.server",
     "node-host": "argus.node_host.host",
     "demo-runtime": "argus.demo_runtime",
+    # The client commands: one program, given its command name as the first argument.
+    "sessions": "argus.client.cli",
+    "send": "argus.client.cli",
+    "tail": "argus.client.cli",
 }
+CLIENTS = {"sessions", "send", "tail"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Console-script entry point: run one program with the rest of the arguments."""
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] in PROGRAMS:
-        return importlib.import_module(PROGRAMS[args[0]]).main(args[1:])
+        rest = args if args[0] in CLIENTS else args[1:]
+        return importlib.import_module(PROGRAMS[args[0]]).main(rest)
     return importlib.import_module("argus.cli").main(args)
 
 

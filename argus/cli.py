@@ -1,5 +1,8 @@
 """The gateway program's commands: ``argus serve`` and ``argus import-state``.
 
+``argus --help`` also lists the other programs (bridge, node-host, demo-runtime, and the
+client commands sessions/send/tail), which ``argus.__main__`` runs without this module.
+
 Configuration errors exit with code 2 and one line naming the variable or flag, before
 anything listens or spawns; no traceback, because they are the user's to fix, not bugs.
 """
@@ -28,6 +31,13 @@ from .web import fastws, stallguard, wsclose
 
 EXIT_CONFIG = 2
 EXIT_STORE = 3  # the database cannot be used; it was left untouched
+
+# The client commands (argus.client.cli, a program of its own), listed in ``argus --help``.
+CLIENT_COMMANDS = {
+    "sessions": "list the gateway's sessions (or: sessions rm ID)",
+    "send": "run one turn and stream the reply",
+    "tail": "print a session's messages as JSON lines",
+}
 
 SERVE_EPILOG = """\
 Every option can also be set with an environment variable (shown in brackets); a flag wins
@@ -60,6 +70,8 @@ FLAG_FIELDS = {
     "home_host_path",
     "workspace_host_path",
     "log_level",
+    "tls_certfile",
+    "tls_keyfile",
 }
 
 
@@ -108,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--provision-mode",
-        help="where session runtimes run: local | tcp | docker [ARGUS_PROVISION_MODE] "
+        help="where session runtimes run: local | tcp | docker | swarm [ARGUS_PROVISION_MODE] "
         "(default local)",
     )
     serve.add_argument(
@@ -127,6 +139,14 @@ def build_parser() -> argparse.ArgumentParser:
         dest="workspace_host_path",
         help="shared workspace for runtimes [ARGUS_WORKSPACE_HOST_PATH] "
         "(default: each session's HOME/sessions/<id>/workspace)",
+    )
+    serve.add_argument(
+        "--certfile",
+        dest="tls_certfile",
+        help="PEM certificate: serve https:// and wss:// on the same port [ARGUS_TLS_CERTFILE]",
+    )
+    serve.add_argument(
+        "--keyfile", dest="tls_keyfile", help="PEM private key of --certfile [ARGUS_TLS_KEYFILE]"
     )
     serve.add_argument(
         "--log-level", help="debug | info | warning | error [ARGUS_LOG_LEVEL] (default info)"
@@ -169,16 +189,23 @@ def build_parser() -> argparse.ArgumentParser:
         add_help=False,
     )
     demo.add_argument("args", nargs=argparse.REMAINDER, help="options of the demo runtime")
+
+    for name, summary in CLIENT_COMMANDS.items():
+        client = sub.add_parser(name, help=summary, add_help=False)
+        client.add_argument("args", nargs=argparse.REMAINDER, help=f"see argus {name} --help")
     return parser
 
 
-def configure_logging(level: str) -> None:
-    """Plain key=value lines on stderr."""
-    logging.basicConfig(
-        level=getattr(logging, level.upper()),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+def configure_logging(level: str, fmt: str = "text") -> None:
+    """Plain key=value lines on stderr, or one JSON object per line (ARGUS_LOG_FORMAT=json)."""
+    from .logfmt import JsonFormatter
+
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=getattr(logging, level.upper()), handlers=[handler])
     logging.getLogger("hypercorn.error").setLevel(logging.WARNING)
 
 
@@ -203,7 +230,7 @@ def run_serve(options: argparse.Namespace) -> int:
     except (ConfigError, daemon.UnsupportedMode) as exc:
         print(f"argus: invalid configuration: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     if settings.runtime_cmd is None and settings.provision_mode == "local":
         print(
             "argus: ARGUS_RUNTIME_CMD is not set; sessions run the bundled demo runtime "

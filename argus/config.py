@@ -42,7 +42,11 @@ class Settings(BaseModel):
     allowed_origins: tuple[str, ...] = Field(
         (), description="Extra WebSocket Origins allowed besides loopback (comma-separated)."
     )
-    provision_mode: Literal["local", "tcp", "docker"] = "local"
+    tls_certfile: Path | None = Field(
+        None, description="PEM certificate: serve https:// and wss:// (with --keyfile)."
+    )
+    tls_keyfile: Path | None = Field(None, description="PEM private key of --certfile.")
+    provision_mode: Literal["local", "tcp", "docker", "swarm"] = "local"
     runtime_cmd: str | None = Field(
         None, description="Runtime command run through `sh -c`; unset = argus demo-runtime."
     )
@@ -72,6 +76,15 @@ class Settings(BaseModel):
     shutdown_timeout_s: float = Field(10.0, gt=0, le=600)
     stop_timeout_s: float = Field(5.0, gt=0, le=600)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = Field(
+        "text", description="text: human-readable lines; json: one JSON object per line."
+    )
+    auth_fail_limit: int = Field(
+        20, ge=1, le=1_000_000, description="Auth failures per address per window before 429."
+    )
+    auth_fail_window_s: float = Field(
+        60.0, gt=0, le=86_400, description="The window of ARGUS_AUTH_FAIL_LIMIT."
+    )
     # -- automation (issue 4) ------------------------------------------------------------
     followup_mode: Literal["each", "batch"] = Field(
         "each", description="Queued inputs run one per turn (each) or all in the next (batch)."
@@ -126,6 +139,16 @@ class Settings(BaseModel):
         1800.0, gt=0, description="Stop a container with no clients and no turn after this."
     )
     gateway_id: str = Field("default", description="Labels this gateway's containers.")
+    # -- swarm provisioner (issue 16) ------------------------------------------------------
+    swarm_network: str | None = Field(
+        None, description="Attachable overlay network session services join ('host' allowed)."
+    )
+    swarm_constraints: tuple[str, ...] = Field(
+        (), description="Placement constraints of session services (comma-separated)."
+    )
+    swarm_bridge_port: int = Field(
+        7777, ge=1, le=65535, description="Bridge port in a task (the node's, on 'host')."
+    )
     # -- nodes and MCP (issue 5) -----------------------------------------------------------
     node_token: SecretStr | None = Field(
         None, description="Token devices use on /nodes/ws; unset = the admin token."
@@ -141,7 +164,7 @@ class Settings(BaseModel):
         True, description="Run an argus node-host beside each local runtime (runtime:<id>)."
     )
 
-    @field_validator("home_host_path", "workspace_host_path")
+    @field_validator("home_host_path", "workspace_host_path", "tls_certfile", "tls_keyfile")
     @classmethod
     def _absolute(cls, value: Path | None) -> Path | None:
         if value is None:
@@ -156,6 +179,21 @@ class Settings(BaseModel):
     def _split_origins(cls, value: Any) -> Any:
         if isinstance(value, str):
             return tuple(o.strip().rstrip("/") for o in value.split(",") if o.strip())
+        return value
+
+    @field_validator("swarm_constraints", mode="before")
+    @classmethod
+    def _split_constraints(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(c.strip() for c in value.split(",") if c.strip())
+        return value
+
+    @field_validator("swarm_constraints")
+    @classmethod
+    def _constraints_are_expressions(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for constraint in value:
+            if "==" not in constraint and "!=" not in constraint:
+                raise ValueError(f"{constraint!r} is not 'attribute==value' or 'attribute!=value'")
         return value
 
     @field_validator("token", "node_token", mode="before")
@@ -201,7 +239,12 @@ def env_name(field: str) -> str:
 
 
 # Flags whose spelling is not the field name.
-CLI_FLAGS = {"home_host_path": "--home", "workspace_host_path": "--workspace"}
+CLI_FLAGS = {
+    "home_host_path": "--home",
+    "workspace_host_path": "--workspace",
+    "tls_certfile": "--certfile",
+    "tls_keyfile": "--keyfile",
+}
 
 _BOOL_TRUE = {"1", "true", "yes", "on"}
 _BOOL_FALSE = {"0", "false", "no", "off", ""}
@@ -259,9 +302,25 @@ def load_settings(
             f"{sources.get('host', 'ARGUS_HOST')}: refusing to listen on {settings.host} "
             "without ARGUS_TOKEN; set a token or pass --insecure"
         )
+    _check_tls(settings, sources)
     if settings.client_queue_bytes > settings.replay_buffer_bytes:
         raise ConfigError(
             "ARGUS_CLIENT_QUEUE_BYTES: must not exceed ARGUS_REPLAY_BUFFER_BYTES "
             f"({settings.client_queue_bytes} > {settings.replay_buffer_bytes})"
         )
     return settings
+
+
+def _check_tls(settings: Settings, sources: Mapping[str, str]) -> None:
+    """Certificate and key come together and are readable files (checked before binding)."""
+    cert, key = settings.tls_certfile, settings.tls_keyfile
+    if (cert is None) != (key is None):
+        given = "tls_certfile" if cert is not None else "tls_keyfile"
+        missing = "tls_keyfile" if cert is not None else "tls_certfile"
+        raise ConfigError(
+            f"{sources.get(given, env_name(given))}: TLS needs both a certificate and a key; "
+            f"{CLI_FLAGS[missing]} ({env_name(missing)}) is not set"
+        )
+    for field, path in (("tls_certfile", cert), ("tls_keyfile", key)):
+        if path is not None and not os.access(path, os.R_OK):
+            raise ConfigError(f"{sources.get(field, env_name(field))}: cannot read {path}")

@@ -28,6 +28,7 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
+from . import metrics
 from .auth import gateway_secret
 from .automation import heartbeat
 from .automation.cron_api import make_cron_provider
@@ -41,10 +42,13 @@ from .nodes.tools import NodeTools
 from .provision.base import GatewayLink, Provisioner
 from .provision.docker import DockerProvisioner
 from .provision.local import LocalProvisioner
+from .provision.swarm import SwarmProvisioner
 from .provision.tcp import TcpProvisioner
 from .sessions.manager import SessionManager, SessionTable
 from .store.db import Store, open_store
+from .web import authlimit
 from .web.asgi import ArgusAsgi
+from .web.codex_remote import CodexRemoteEndpoint
 from .web.http import admin_only, build_http_app
 from .web.mcp import McpServer, add_mcp_routes
 from .web.nodes_http import add_nodes_routes
@@ -64,6 +68,8 @@ def make_provisioner(settings: Settings) -> Provisioner:
         return LocalProvisioner(settings)
     if settings.provision_mode == "tcp":
         return TcpProvisioner(settings)
+    if settings.provision_mode == "swarm":
+        return SwarmProvisioner(settings)
     return DockerProvisioner(settings)
 
 
@@ -74,6 +80,13 @@ def hypercorn_config(settings: Settings) -> HypercornConfig:
     if ":" in host and not host.startswith("["):
         host = f"[{host}]"
     config.bind = [f"{host}:{settings.port}"]
+    if settings.tls_certfile is not None and settings.tls_keyfile is not None:
+        # hypercorn's own TLS on the one public port (https:// and wss://). Runtimes on this
+        # machine call the gateway back on a loopback-only plain port instead, so they need
+        # not trust the certificate (their calls carry session tokens all the same).
+        config.certfile = str(settings.tls_certfile)
+        config.keyfile = str(settings.tls_keyfile)
+        config.insecure_bind = ["127.0.0.1:0"]
     config.accesslog = None
     # A gateway restart brings every client back at once; hypercorn's default listen
     # backlog (100) drops SYNs in such a storm and stalls reconnects for seconds.
@@ -140,12 +153,24 @@ def build_asgi(
         http_app, McpServer(tools, settings.mcp_session_ttl_s), scopes, settings.allowed_origins
     )
     ws_routes = {
+        "/": CodexRemoteEndpoint(settings, manager, secret),
         "/ws": WsEndpoint(settings, manager),
         "/nodes/ws": NodesEndpoint(
             registry, scopes, make_event_handler(automation), settings.allowed_origins
         ),
     }
     return ArgusAsgi(http_app, ws_routes), registry
+
+
+def watch_for_metrics(manager: SessionManager, registry: NodeRegistry, store: Store) -> None:
+    """Point /metrics at the live objects its gauges are read from."""
+
+    async def refresh() -> None:
+        metrics.SOURCES.queue_depths = await store.run(metrics.queue_depths)
+
+    metrics.SOURCES.sessions = lambda: list(manager.sessions.values())
+    metrics.SOURCES.nodes_connected = lambda: len(registry.nodes)
+    metrics.SOURCES.refresh = refresh
 
 
 async def serve(
@@ -164,7 +189,9 @@ async def serve(
     manager = SessionManager(
         settings, provisioner, hooks=automation, store=store, sessions=sessions
     )
-    app, _registry = build_asgi(settings, manager, automation, secret)
+    app, registry = build_asgi(settings, manager, automation, secret)
+    authlimit.LIMITER.configure(settings.auth_fail_limit, settings.auth_fail_window_s)
+    watch_for_metrics(manager, registry, store)
     channels = make_channels(settings, store, manager, automation)
     stop_http = trio.Event()
     try:
@@ -181,10 +208,14 @@ async def serve(
                     shutdown_trigger=stop_http.wait,
                 )
             )
-            for bind in binds:
+            public = [b for b in binds if b.startswith("https://")] or binds
+            for bind in public:
                 # Printed whatever the log level: users and scripts read the bound port here.
                 print(f"argus: listening on {bind}", file=sys.stderr, flush=True)
-            provisioner.gateway = GatewayLink(loopback_url(binds[0]), secret)
+            link = next(b for b in binds if b.startswith("http://"))
+            if public is not binds:
+                log.info("runtimes reach the gateway on %s (loopback only, no TLS)", link)
+            provisioner.gateway = GatewayLink(loopback_url(link), secret)
             await manager.readopt_live()
             # Automation starts once runtimes can reach the gateway (their node-host, MCP).
             await nursery.start(automation.serve)

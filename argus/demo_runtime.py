@@ -21,6 +21,9 @@ Special inputs (the text of a ``turn/start``):
     ``f"{i:08d}"`` padded with ``.`` to SIZE characters (default 8).
 ``/slow N MS``
     N deltas ``f"{i:08d}"``, each after a pause of MS milliseconds (interruptible).
+``/clock N MS``
+    like ``/slow``, but each delta is the wall-clock time it was written (``"%.6f "``), so
+    a client on the same machine can measure each message's latency (bench/load.py).
 ``/crash [CODE]``
     write a line to stderr and exit with CODE (default 3) at once, mid-turn.
 ``/stderr N``
@@ -352,6 +355,10 @@ class DemoRuntime:
                 base, turn, [f"{i:08d}" for i in range(count)], delay=delay_ms / 1000
             )
             return "completed"
+        if command == "/clock":
+            count, delay_ms = int(args[0]), int(args[1]) if len(args) > 1 else 50
+            await self.stream_message(base, turn, [""] * count, delay=delay_ms / 1000, stamp=True)
+            return "completed"
         if command == "/quiet":
             await self.stream_message(base, turn, [rest.strip()])
             return "completed"
@@ -377,6 +384,7 @@ class DemoRuntime:
         *,
         delay: float = 0.0,
         burst: bool = False,
+        stamp: bool = False,
     ) -> None:
         """An agentMessage item streamed as deltas."""
         item_id = f"msg_{uuid.uuid4().hex[:12]}"
@@ -400,12 +408,17 @@ class DemoRuntime:
             if buf:
                 await self.write_raw("".join(buf).encode())
         else:
+            sent = []
             for delta in deltas:
                 if delay:
                     await trio.sleep(delay)
+                if stamp:
+                    delta = f"{time.time():.6f} "
+                sent.append(delta)
                 await self.notify(
                     "item/agentMessage/delta", {**base, "itemId": item_id, "delta": delta}
                 )
+            deltas = sent
         item["text"] = "".join(deltas)
         await self.notify("item/completed", {**base, "item": item, "completedAtMs": now_ms()})
         turn["items"].append(item)

@@ -17,7 +17,9 @@ from bench import (
     nodes_bench,
     rtt_bench,
     scale_bench,
+    swarm_bench,
     telegram_bench,
+    tui_bench,
 )
 
 Row = dict[str, Any]
@@ -160,14 +162,19 @@ def main() -> None:
         "--only",
         nargs="*",
         default=None,
-        help="only these groups: ceiling core automation nodes bridge rtt scale telegram",
+        help="only these groups: ceiling core automation nodes bridge rtt scale telegram swarm"
+        " reliability tui",
+    )
+    parser.add_argument(
+        "--long", action="store_true", help="reliability group: the long soak (10,000 disconnects)"
     )
     options = parser.parse_args()
     rows: list[Row] = []
-    groups = set(
-        options.only
-        or ("ceiling", "core", "automation", "nodes", "bridge", "rtt", "scale", "telegram")
-    )
+    all_groups = (
+        "ceiling", "core", "automation", "nodes", "bridge", "rtt", "scale", "telegram", "swarm",
+        "reliability", "tui",
+    )  # fmt: skip
+    groups = set(options.only or all_groups)
     if not options.no_ceiling and "ceiling" in groups:
         rows += ceiling_rows(options.quick)
     if "core" in groups:
@@ -184,6 +191,14 @@ def main() -> None:
         rows += scale_bench.run(quick=options.quick)
     if "telegram" in groups:
         rows += telegram_bench.run(quick=options.quick)
+    if "swarm" in groups:
+        rows += swarm_bench.run(quick=options.quick)
+    if "tui" in groups:
+        rows += tui_bench.run(quick=options.quick)
+    if "reliability" in groups:
+        from bench import reliability
+
+        rows += reliability.run(quick=options.quick, long=options.long)
     print(f"{'bench':<9} {'case':<40} {'value':>14} unit")
     for row in rows:
         extra = ""

@@ -29,6 +29,7 @@ from typing import Any
 
 import trio
 
+from .. import metrics
 from ..boundary import contained
 from ..config import Settings
 from ..procs import now_ms
@@ -198,6 +199,7 @@ class Engine(StartResolution, SessionHooks):
     def on_client_turn_start(self, session: Session, thread_id: str) -> None:
         """A client's own ``turn/start`` makes the lane busy too (the original did not)."""
         lane = self.lanes.get(session.id, thread_id)
+        metrics.STATS.turns_started.add("client")
         if not lane.busy:
             lane.start("client")
 
@@ -453,6 +455,7 @@ class Engine(StartResolution, SessionHooks):
             turn_id if still_running else None,
             self.wall_ms(),
         )
+        metrics.STATS.turns_started.add(kind)
         if kind == "heartbeat":
             self.last_heartbeat[session.id] = trio.current_time()
         self.session_backoff.pop(session.id, None)
@@ -504,6 +507,7 @@ class Engine(StartResolution, SessionHooks):
         turn_id = lane.active_turn_id
         turn = params.get("turn")
         status = turn.get("status") if isinstance(turn, dict) else None
+        metrics.STATS.turns_completed.add(kind or "client")
         lane.release()
         self.spawn(
             self.store.run,

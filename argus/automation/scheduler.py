@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from .. import metrics
 from ..protocol import codes
 from ..sessions.internal_calls import RuntimeCallError
 from ..store import cron_records, records
@@ -239,9 +240,11 @@ async def run_job(engine: Engine, job: dict[str, Any], now: int) -> None:
                 keep,
             )
             engine.wake_lane(engine.lanes.get(session.id, thread_id))
+        metrics.STATS.cron_runs.add("ok")
         log.info("cron job ran job=%s session=%s missed=%s", job_id, job["sessionId"], missed)
     except (*START_ERRORS, records.QueueFull) as exc:
         message = str(exc) or type(exc).__name__
+        metrics.STATS.cron_runs.add("failed")
         failures = job.get("failures", 0) + 1
         until = now + int(backoff_s(failures) * 1000)
         await engine.store.run(cron_records.job_failed, job_id, message, until, now)

@@ -9,13 +9,19 @@ hands to the sessions as their ``SessionHooks``.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import trio
 
+from ..protocol import codes
+from ..sessions.hooks import GatewayMethodError
 from ..sessions.session import Session
+from ..store.db import StoreUnavailable
 from . import api, scheduler
 from .engine import Engine
+
+log = logging.getLogger(__name__)
 
 
 class Automation(Engine):
@@ -33,5 +39,10 @@ class Automation(Engine):
     async def call_gateway_method(
         self, session: Session, method: str, params: dict[str, Any]
     ) -> Any:
-        """``argus/*`` methods: see ``api``."""
-        return await api.call(self, session, method, params)
+        """``argus/*`` methods: see ``api``. A store that cannot write is the caller's error."""
+        try:
+            return await api.call(self, session, method, params)
+        except StoreUnavailable as exc:
+            log.warning("store unavailable for %s session=%s: %s", method, session.id, exc)
+            message = f"Store unavailable, nothing was changed; retry later ({exc})"
+            raise GatewayMethodError(codes.STORE_UNAVAILABLE, message) from None

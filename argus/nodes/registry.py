@@ -24,6 +24,7 @@ from typing import Any
 
 import trio
 
+from .. import metrics
 from ..procs import now_ms
 
 log = logging.getLogger(__name__)
@@ -151,6 +152,13 @@ class NodeRegistry:
         self, node_id: str, command: str, params: Any, timeout_ms: float | None
     ) -> dict[str, Any]:
         """Send ``command`` to a node and wait for its result (or a gateway error)."""
+        result = await self._invoke(node_id, command, params, timeout_ms)
+        metrics.STATS.node_invokes.add(metrics.invoke_outcome(result))
+        return result
+
+    async def _invoke(
+        self, node_id: str, command: str, params: Any, timeout_ms: float | None
+    ) -> dict[str, Any]:
         result: dict[str, Any] = {"ok": False, "nodeId": node_id, "command": command}
         conn = self.nodes.get(node_id)
         if conn is None:

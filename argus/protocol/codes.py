@@ -17,6 +17,7 @@ GATEWAY_ERROR = -32000
 RUNTIME_EXITED = -32001
 TOO_MANY_REQUESTS = -32002
 QUEUE_FULL = -32003  # a follow-up or system-event queue is at its bound; nothing was added
+STORE_UNAVAILABLE = -32004  # the store cannot write (disk full, read-only): nothing was added
 
 # WebSocket close codes (RFC 6455 section 7.4.1) as the gateway uses them.
 CLOSE_NORMAL = 1000  # the client or node is done
@@ -28,4 +29,5 @@ CLOSE_POLICY_VIOLATION = (
 CLOSE_INTERNAL_ERROR = 1011  # the runtime exited or could not be provisioned; a send timed out
 CLOSE_SERVICE_RESTART = 1012  # a node connection replaced by a newer one with the same id
 CLOSE_TRY_AGAIN_LATER = 1013  # too slow (resume with since=), or a limit was reached
+CLOSE_RATE_LIMITED = 4429  # an address failed authentication too often (web/authlimit.py)
 MAX_CLOSE_REASON_BYTES = 123  # a close frame's payload is 125 bytes, 2 of them the code

@@ -8,6 +8,7 @@ pure functions so the hot path (one call per runtime line) stays cheap and testa
 
 from __future__ import annotations
 
+import functools
 import json
 from enum import Enum
 from typing import Any
@@ -34,7 +35,15 @@ _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 # surrogate (valid JSON escape, not valid Unicode); as ASCII it is escaped and the frame can
 # always be encoded, so one odd id can never fail the task that sends it.
 _dumps_ascii = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True).encode
-_loads = json.loads
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+# NaN, Infinity and -Infinity are accepted by Python's json but are not JSON: a client
+# sending them gets a parse error (an id of NaN could never be matched or echoed back).
+_loads = functools.partial(json.loads, parse_constant=_not_json)
 
 
 class Kind(Enum):

@@ -83,6 +83,8 @@ class AnswerRouting:
             result=result,
             error=error,
         )
+        if is_initialize:
+            self._released(conn, pending.waiter)
 
     def _on_initialize_response(self, conn: RuntimeConnection, obj: dict) -> None:
         """The in-flight ``initialize`` was answered: settle the handshake's waiters."""
@@ -91,11 +93,17 @@ class AnswerRouting:
         if isinstance(result, dict):
             for waiter in conn.handshake.on_result(result):
                 self._answer(waiter.waiter, waiter.original_id, after, result=result)
+                self._released(conn, waiter.waiter)
         else:
             error = obj.get("error")
             if not isinstance(error, dict):
                 error = {"code": codes.INTERNAL_ERROR, "message": "initialize failed"}
             self._fail_waiters(conn.handshake.on_error(), error)
+
+    def _released(self, conn: RuntimeConnection, waiter: Waiter | None) -> None:
+        """A client's initialize was answered: the server requests held for it go out."""
+        if isinstance(waiter, int):
+            self._release_requests(conn, self.subscribers.get(waiter))  # type: ignore[attr-defined]
 
     def _fail_waiters(self, waiters: list[HandshakeWaiter], error: dict[str, Any]) -> None:
         after = self.replay.last_seq

@@ -30,6 +30,10 @@ class ApprovalRouting:
     replay: ReplayBuffer
     subscribers: dict[int, Subscriber]
     request_handler: int | None
+    # Clients that get server requests only once their initialize was answered (codex
+    # remote clients: one not set up yet may refuse a request, codex answers what it
+    # cannot handle with -32601, and the first answer wins).
+    awaiting_initialize: set[int]
 
     def _on_server_request(self, conn: RuntimeConnection, obj: dict, text: str) -> None:
         """A request from the runtime: sequence it, keep it pending, deliver it."""
@@ -68,18 +72,32 @@ class ApprovalRouting:
     def _route_server_request(self, conn: RuntimeConnection, pending: PendingServerRequest) -> None:
         target: int | None = None
         owner = conn.turn_owners.get(pending.thread_id) if pending.thread_id else None
-        if owner in self.subscribers:
+        waiting = self.awaiting_initialize  # they get it once their initialize is answered
+        if owner in self.subscribers and owner not in waiting:
             target = owner
-        elif self.request_handler in self.subscribers:
+        elif self.request_handler in self.subscribers and self.request_handler not in waiting:
             target = self.request_handler
-        elif self.subscribers:
-            target = next(iter(self.subscribers))
+        else:
+            target = next((k for k in self.subscribers if k not in waiting), None)
         if target is None:
-            return  # stays pending; delivered to the next client that attaches
+            return  # stays pending; delivered to the next client that attaches (or initializes)
         self.request_handler = target
         self._deliver_pending(self.subscribers[target], pending)
 
     def _deliver_pending(self, sub: Subscriber, pending: PendingServerRequest) -> None:
+        if sub.key in self.awaiting_initialize:
+            return  # delivered by ``_release_requests`` after its initialize
         pending.delivered_to.add(sub.key)
         text = m.splice_seq(pending.text, pending.seq) if sub.with_seq else pending.text
         sub.push(text, pending.seq - 1)
+
+    def _release_requests(self, conn: RuntimeConnection | None, sub: Subscriber | None) -> None:
+        """A held-back client was answered its initialize: give it what is pending."""
+        if sub is None or sub.key not in self.awaiting_initialize:
+            return
+        self.awaiting_initialize.discard(sub.key)
+        if conn is None:
+            return
+        for pending in list(conn.pending_server.values()):
+            if sub.key not in pending.delivered_to:
+                self._deliver_pending(sub, pending)

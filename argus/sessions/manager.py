@@ -29,6 +29,11 @@ log = logging.getLogger(__name__)
 
 SESSION_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
+# The session clients reach without naming one (the codex remote endpoint with the admin
+# token, ``/ws?session=default``, automation calls without ``sessionId``). Generated ids are
+# 12 hex digits, so they can never collide with it.
+DEFAULT_SESSION_ID = "default"
+
 
 class TooManySessions(Exception):
     """ARGUS_MAX_SESSIONS sessions exist already."""
@@ -66,6 +71,7 @@ class SessionManager:
         self.store = store
         self.sessions = sessions if sessions is not None else SessionTable()
         self._nursery: trio.Nursery | None = None
+        self._default_lock = trio.Lock()
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Own every session's nursery until cancelled."""
@@ -104,7 +110,7 @@ class SessionManager:
             await self.provisioner.collect_orphans(list(self.sessions))
         except ProvisionError as exc:
             log.warning("orphan collection skipped: %s", exc)
-        if self.provisioner.mode == "docker":
+        if getattr(self.provisioner, "stops_idle_runtimes", False):
             self._nursery.start_soon(contained(self.serve_idle_reaper, "idle reaper"))
         for session_id in await self.provisioner.live_sessions(list(self.sessions)):
             what = f"re-adopting session={session_id}"
@@ -122,12 +128,26 @@ class SessionManager:
         """The live session with this id, if any."""
         return self.sessions.get(session_id)
 
-    async def create(self) -> Session:
+    async def default_session(self) -> tuple[Session, bool]:
+        """The default session and whether this call created it (on first use, durably).
+
+        Concurrent first uses share one creation. It is stored like any session, so the
+        same one comes back after a restart; after a DELETE the next use creates it anew.
+        """
+        async with self._default_lock:
+            session = self.sessions.get(DEFAULT_SESSION_ID)
+            if session is not None:
+                return session, False
+            return await self.create(DEFAULT_SESSION_ID), True
+
+    async def create(self, session_id: str | None = None) -> Session:
         """A new session (its runtime is started by the first attach)."""
         if len(self.sessions) >= self.settings.max_sessions:
             raise TooManySessions(f"session limit reached ({self.settings.max_sessions})")
         assert self._nursery is not None, "SessionManager.serve is not running"
-        session_id = uuid.uuid4().hex[:12]
+        session_id = session_id or uuid.uuid4().hex[:12]
+        if session_id in self.sessions:
+            raise ValueError(f"session {session_id} exists")
         session = Session(
             session_id, self.provisioner, self.settings, created=True, hooks=self.hooks
         )
@@ -199,8 +219,17 @@ class SessionManager:
     def describe(self) -> list[dict[str, Any]]:
         """``GET /sessions`` entries, newest first."""
         entries = [s.describe() for s in self.sessions.values()]
+        for entry in entries:
+            entry["default"] = entry["sessionId"] == DEFAULT_SESSION_ID
         entries.sort(key=lambda e: e["createdAtMs"], reverse=True)
         return entries
 
 
-__all__ = ["SessionGone", "SessionManager", "SessionTable", "TooManySessions", "valid_session_id"]
+__all__ = [
+    "DEFAULT_SESSION_ID",
+    "SessionGone",
+    "SessionManager",
+    "SessionTable",
+    "TooManySessions",
+    "valid_session_id",
+]

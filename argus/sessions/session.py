@@ -80,6 +80,7 @@ class Session(ApprovalRouting, AnswerRouting):
         self.active: set[Subscriber] = set()
         self._broadcast_unwoken = False  # a broadcast since subscribers were last woken
         self.request_handler: int | None = None
+        self.awaiting_initialize: set[int] = set()
         self.runtime_info: dict[str, Any] = {}
         self._provisioner = provisioner
         self._conn: RuntimeConnection | None = None
@@ -347,13 +348,18 @@ class Session(ApprovalRouting, AnswerRouting):
         with_seq: bool,
         coalesce: bool,
         label: str = "",
+        live: bool = False,
+        requests_after_initialize: bool = False,
     ) -> tuple[Subscriber, int]:
         """Register a client; returns it and the ``seq`` for its ``argus/session`` frame.
 
         Without ``since`` the client starts at the head of the log, except that messages
         broadcast while no client was attached are delivered to it first (the original's
         outbox). With ``since`` it resumes after that number; if some of those messages
-        were evicted it first gets ``argus/replay/gap``.
+        were evicted it first gets ``argus/replay/gap``. ``live`` starts at the head with
+        no outbox (codex remote clients recover with ``thread/resume``, not a replay).
+        ``requests_after_initialize`` holds server requests back until the client's
+        ``initialize`` was answered.
         """
         if self._stopping:
             raise SessionGone(self.id)
@@ -361,6 +367,8 @@ class Session(ApprovalRouting, AnswerRouting):
         head = replay.last_seq
         if since is not None:
             cursor = min(max(since, 0), head)
+        elif live:
+            cursor = head
         elif self._unattended_from is not None and not self.subscribers:
             cursor = self._unattended_from - 1
         else:
@@ -379,6 +387,8 @@ class Session(ApprovalRouting, AnswerRouting):
             gap = {"from": cursor + 1, "to": replay.first_seq - 1}
             sub.push(m.notification("argus/replay/gap", gap), sub.cursor)
         self.subscribers[sub.key] = sub
+        if requests_after_initialize:
+            self.awaiting_initialize.add(sub.key)
         if self.request_handler not in self.subscribers:
             self.request_handler = sub.key
         if self._conn is not None:
@@ -397,6 +407,7 @@ class Session(ApprovalRouting, AnswerRouting):
         """Forget a client; the runtime, its turns and its other clients carry on."""
         if self.subscribers.pop(sub.key, None) is None:
             return
+        self.awaiting_initialize.discard(sub.key)
         if not self.subscribers:
             # What this last client was not sent yet goes to the next one (the outbox).
             unsent = sub.cursor + 1
@@ -475,6 +486,7 @@ class Session(ApprovalRouting, AnswerRouting):
         decision = conn.handshake.on_initialize(HandshakeWaiter(sub.key, obj["id"]))
         if decision is Decision.REPLY_CACHED:
             self._reply(sub, m.result_response(obj["id"], conn.handshake.result))
+            self._release_requests(conn, sub)
         elif decision is Decision.FORWARD:
             upstream_id = conn.requests.add(sub.key, obj["id"], "initialize", initialize=True)
             obj["id"] = upstream_id
@@ -494,6 +506,7 @@ class Session(ApprovalRouting, AnswerRouting):
         They are awaited inline, so one client's gateway calls are answered in order; a
         call without an id runs all the same and its outcome is not sent (the original).
         """
+        answer = "id" in obj  # "id": null is an id like any other (as for runtime methods)
         req_id = obj.get("id")
         params = obj.get("params")
         try:
@@ -501,16 +514,16 @@ class Session(ApprovalRouting, AnswerRouting):
                 self, obj["method"], params if isinstance(params, dict) else {}
             )
         except GatewayMethodError as exc:
-            if req_id is not None:
+            if answer:
                 self._reply(sub, m.error_response(req_id, exc.code, exc.message))
             return
         except RuntimeCallError as exc:
-            if req_id is not None:
+            if answer:
                 code, message = exc.error.get("code"), exc.error.get("message")
                 code = code if type(code) is int else codes.GATEWAY_ERROR
                 self._reply(sub, m.error_response(req_id, code, str(message or "Runtime error")))
             return
-        if req_id is not None:
+        if answer:
             self._reply(sub, m.result_response(req_id, result))
 
     def note(self, method: str, params: dict[str, Any]) -> None:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from .. import metrics
 from ..protocol import codes, messages
 from .replay import Entry
 
@@ -275,6 +276,9 @@ class Subscriber:
     async def _send(self, text: str) -> None:
         await self.send_text(text)
         self.sent_frames += 1
+        stats = metrics.STATS
+        stats.frames_out += 1
+        stats.bytes_out += len(text)
 
     async def _send_broadcast(self, limit: int) -> None:
         """Send entries ``cursor+1..limit`` (at most a batch), coalescing runs of deltas."""
@@ -293,11 +297,24 @@ class Subscriber:
             return
         end = min(limit, start + BATCH_ENTRIES - 1)
         batch = [replay.get(seq) for seq in range(start, end + 1)]
+        frames_before = self.sent_frames
+        sent_chars = 0
+        try:
+            sent_chars = await self._send_entries(batch)
+        finally:
+            # Counted once per batch, not per frame (the hot path).
+            stats = metrics.STATS
+            stats.frames_out += self.sent_frames - frames_before
+            stats.bytes_out += sent_chars
+
+    async def _send_entries(self, batch: list[Entry | None]) -> int:
+        """Send a batch of entries; returns the characters sent (for the metrics)."""
+        sent_chars = 0
         i = 0
         n = len(batch)
         while i < n:
             if self.close_code is not None and not self.drain_before_close:
-                return  # cut off mid-batch: the cursor stays at what was really sent
+                return sent_chars  # cut off mid-batch: the cursor stays at what was sent
             entry = batch[i]
             assert entry is not None
             if entry.directed:
@@ -313,14 +330,18 @@ class Subscriber:
                     j += 1
             if j - i > 1:
                 text = self._merge(batch[i:j])  # type: ignore[arg-type]
+                metrics.STATS.coalesced_deltas += j - i - 1
             elif self.with_seq:
                 text = messages.splice_seq(entry.text, entry.seq)
             else:
                 text = entry.text
-            await self._send(text)
+            await self.send_text(text)
+            self.sent_frames += 1
+            sent_chars += len(text)
             self.sent_messages += j - i
             self.cursor = batch[j - 1].seq  # type: ignore[union-attr]
             i = j
+        return sent_chars
 
     def _merge(self, run: list[Entry]) -> str:
         obj = messages.parse(run[0].text)
@@ -353,6 +374,7 @@ def cut_off_laggards(subscribers: Iterable[Subscriber], limit: int, session_id: 
                 sub.key,
                 backlog,
             )
+            metrics.STATS.clients_lagging_closed += 1
             sub.request_close(
                 codes.CLOSE_TRY_AGAIN_LATER,
                 f"Client too slow; resume with since={sub.cursor}",

@@ -21,12 +21,14 @@ import logging
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import trio
 
+from ..metrics import STORE_TXN_SECONDS
 from .schema import LATEST, MIGRATIONS
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,14 @@ DB_RELATIVE = Path("gateway") / "argus.db"
 
 class StoreError(Exception):
     """The database cannot be used; ``str()`` says which file and why, for the user."""
+
+
+class StoreUnavailable(StoreError):
+    """A transaction failed in SQLite itself (disk full, read-only, I/O error, locked).
+
+    Nothing of it was committed. Callers answer with an error (nothing acknowledged), and
+    the next transaction tries again: the daemon recovers when the disk does.
+    """
 
 
 def open_connection(path: Path) -> sqlite3.Connection:
@@ -153,17 +163,26 @@ class Store:
         def job() -> None:
             conn = self._conn
             assert conn is not None
+            started = time.perf_counter()
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
                     result = fn(conn, *args)
+                    conn.execute("COMMIT")
                 except BaseException:
-                    conn.execute("ROLLBACK")
+                    if conn.in_transaction:
+                        try:
+                            conn.execute("ROLLBACK")
+                        except sqlite3.Error:  # SQLite may have rolled back already
+                            pass
                     raise
-                conn.execute("COMMIT")
                 box.append((True, result))
+            except sqlite3.OperationalError as exc:
+                failed = StoreUnavailable(f"the store cannot write: {exc}")
+                box.append((False, failed))
             except BaseException as exc:
                 box.append((False, exc))
+            STORE_TXN_SECONDS.observe(time.perf_counter() - started)
             try:
                 token.run_sync_soon(done.set)
             except trio.RunFinishedError:

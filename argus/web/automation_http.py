@@ -2,7 +2,9 @@
 
 Every route is behind the admin token (a session token never opens it). Request bodies are
 validated before any side effect: a missing ``text`` is a 400 even for a session that
-does not exist yet, and an unknown ``sessionId`` is a 404, never a new session.
+does not exist yet, and an unknown ``sessionId`` is a 404, never a new session. A call
+without ``sessionId`` (or with ``"default"``) goes to the default session, created on first
+use, as in the original.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from ..automation.engine import START_ERRORS
 from ..automation.service import Automation
 from ..protocol import codes
 from ..sessions.hooks import GatewayMethodError
-from ..sessions.manager import SessionManager
+from ..sessions.manager import DEFAULT_SESSION_ID, SessionManager, TooManySessions
 from ..store import cron_records, records
 from .shared import error, json_body
 
@@ -45,10 +47,16 @@ def add_automation_routes(
             return error(status, code, exc.message)
         return error(502, "runtime_error", str(exc) or type(exc).__name__)
 
-    def session_of(data: dict[str, Any]) -> Any:
+    async def session_of(data: dict[str, Any]) -> Any:
         session_id = data.get("sessionId")
+        if session_id is None or session_id == DEFAULT_SESSION_ID:
+            try:
+                session, _ = await manager.default_session()
+            except TooManySessions as exc:
+                return None, error(503, "too_many_sessions", str(exc))
+            return session, None
         if not isinstance(session_id, str) or not session_id.strip():
-            return None, error(400, "invalid_params", "Missing 'sessionId'")
+            return None, error(400, "invalid_params", "Invalid 'sessionId'")
         session = manager.get(session_id.strip())
         if session is None:
             return None, error(404, "session_not_found", "Session not found")
@@ -106,7 +114,7 @@ def add_automation_routes(
         data = await body()
         if not isinstance(data, dict):
             return data
-        session, problem = session_of(data)
+        session, problem = await session_of(data)
         if problem:
             return problem
         try:
@@ -143,7 +151,7 @@ def add_automation_routes(
             api.required_text(data)
         except GatewayMethodError as exc:
             return failure(exc)
-        session, problem = session_of(data)
+        session, problem = await session_of(data)
         if problem:
             return problem
         try:

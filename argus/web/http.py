@@ -15,10 +15,12 @@ from quart import Response, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
-from .. import auth
+from .. import auth, metrics
 from ..automation.service import Automation
 from ..config import Settings
 from ..sessions.manager import SessionManager
+from ..store.db import StoreUnavailable
+from . import authlimit
 from .automation_http import add_automation_routes
 from .shared import error, request_token
 
@@ -31,7 +33,11 @@ def admin_only(settings: Settings) -> Callable[[View], View]:
     def admin(view: View) -> View:
         @functools.wraps(view)
         async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            address = request.remote_addr or "?"
+            if authlimit.LIMITER.limited(address, "http"):
+                return error(429, "rate_limited", authlimit.REASON)
             if not auth.token_matches(settings.admin_token, request_token()):
+                authlimit.LIMITER.failed(address, "http")
                 return error(401, "unauthorized", "Unauthorized")
             return await view(*args, **kwargs)
 
@@ -54,8 +60,15 @@ def build_http_app(
         # Every body is read (bounded by MAX_CONTENT_LENGTH) before any route answers:
         # a response sent before its request's body was read leaves those bytes on a
         # keep-alive connection, where they stall the next request.
-        if request.method in ("POST", "PUT", "PATCH", "DELETE"):
-            await request.get_data()
+        surface = "mcp" if request.path == "/mcp" else "http"
+        metrics.STATS.frames_in.add(surface)
+        # Any method may carry a body (a GET or OPTIONS with one, too).
+        metrics.STATS.bytes_in.add(surface, len(await request.get_data()))
+
+    @app.errorhandler(StoreUnavailable)
+    async def store_unavailable(exc: StoreUnavailable) -> Any:
+        # Nothing was written; the client may retry once the disk has room again.
+        return error(503, "store_unavailable", f"Store unavailable, nothing was changed: {exc}")
 
     @app.errorhandler(HTTPException)
     async def http_error(exc: HTTPException) -> Any:
@@ -82,6 +95,12 @@ def build_http_app(
     @app.get("/robots.txt")
     async def robots() -> Any:
         return Response("User-agent: *\nDisallow: /\n", content_type="text/plain")
+
+    @app.get("/metrics")
+    @admin
+    async def metrics_text() -> Any:
+        await metrics.SOURCES.refresh()
+        return Response(metrics.render(), content_type=metrics.CONTENT_TYPE)
 
     @app.get("/sessions")
     @admin

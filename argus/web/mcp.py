@@ -38,6 +38,7 @@ from .. import auth
 from ..nodes.scope import Principal, Scopes
 from ..nodes.tools import NodeTools
 from ..protocol import codes
+from . import authlimit
 from .shared import error, json_body, request_token
 
 VERSIONS = ("2025-11-25", "2025-06-18", "2025-03-26")
@@ -160,8 +161,12 @@ def add_mcp_routes(
         origin = request.headers.get("origin")
         if origin is not None and not auth.origin_allowed(origin, allowed_origins):
             return None, error(403, "forbidden_origin", "Origin not allowed")
+        address = request.remote_addr or "?"
+        if authlimit.LIMITER.limited(address, "mcp"):
+            return None, error(429, "rate_limited", authlimit.REASON)
         principal = scopes.principal(request_token())
         if principal is None:
+            authlimit.LIMITER.failed(address, "mcp")
             return None, error(401, "unauthorized", "Unauthorized")
         return principal, None
 

@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
 
+from .. import metrics
 from ..nodes.registry import NodeConnection, NodeRegistry
 from ..nodes.scope import Scopes, runtime_node_id
 from ..procs import now_ms
 from ..protocol import codes
 from ..protocol import messages as m
+from . import authlimit
 from .accept import accept, close_reason
 
 log = logging.getLogger(__name__)
@@ -32,6 +35,14 @@ MAX_LIST = 256  # commands/caps kept per node
 MAX_FIELD = 200
 
 NodeEventHandler = Callable[[NodeConnection, str, dict[str, Any]], Awaitable[None]]
+
+
+NODE_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}")
+
+
+def valid_node_id(value: Any) -> bool:
+    """A node id is a short name (it appears in URLs, logs and scope rules), never a path."""
+    return isinstance(value, str) and NODE_ID_RE.fullmatch(value) is not None and ".." not in value
 
 
 def _text(value: Any) -> str | None:
@@ -83,8 +94,13 @@ class NodesEndpoint:
                         {"type": "websocket.close", "code": code, "reason": close_reason(reason)}
                     )
 
+        address = authlimit.client_address(scope)
+        if authlimit.LIMITER.limited(address, "nodes_ws"):
+            await close(authlimit.CLOSE_RATE_LIMITED, authlimit.REASON)
+            return
         principal = self.scopes.node_principal(token)
         if principal is None:
+            authlimit.LIMITER.failed(address, "nodes_ws")
             await close(codes.CLOSE_POLICY_VIOLATION, "Unauthorized")
             return
         first: dict[str, Any] | None = None
@@ -96,9 +112,12 @@ class NodesEndpoint:
         if first is None or first.get("type") != "connect":
             await close(codes.CLOSE_POLICY_VIOLATION, "First message must be {type:'connect', ...}")
             return
-        node_id = _text(first.get("nodeId"))
-        if node_id is None:
+        node_id = first.get("nodeId")
+        if node_id is None or (isinstance(node_id, str) and not node_id.strip()):
             await close(codes.CLOSE_POLICY_VIOLATION, "Missing nodeId")
+            return
+        if not valid_node_id(node_id):
+            await close(1008, "Invalid nodeId: 1-128 of A-Z a-z 0-9 . _ : @ - (no '..')")
             return
         if not principal.is_admin and node_id != runtime_node_id(principal.session_id or ""):
             await close(
@@ -148,6 +167,9 @@ class NodesEndpoint:
                 message = await receive()
                 if message["type"] == "websocket.disconnect":
                     return
+                metrics.STATS.frames_in["nodes_ws"] += 1
+                raw = message.get("text") or message.get("bytes") or ""
+                metrics.STATS.bytes_in["nodes_ws"] += len(raw)
                 frame = _json_object(message.get("text"))
                 if frame is None or frame.get("type") != "event":
                     continue

@@ -19,14 +19,20 @@ from typing import Any
 
 import trio
 
-from .. import auth
+from .. import auth, metrics
 from ..config import Settings
 from ..protocol import codes
 from ..protocol import messages as m
 from ..provision.base import ProvisionError
-from ..sessions.manager import SessionManager, TooManySessions, valid_session_id
+from ..sessions.manager import (
+    DEFAULT_SESSION_ID,
+    SessionManager,
+    TooManySessions,
+    valid_session_id,
+)
 from ..sessions.session import Session, SessionGone
 from ..sessions.subscriber import Subscriber
+from . import authlimit
 from .accept import accept, close_reason
 
 log = logging.getLogger(__name__)
@@ -54,7 +60,12 @@ class WsEndpoint:
                     {"type": "websocket.close", "code": code, "reason": close_reason(reason)}
                 )
 
+        address = authlimit.client_address(scope)
+        if authlimit.LIMITER.limited(address, "ws"):
+            await close(authlimit.CLOSE_RATE_LIMITED, authlimit.REASON)
+            return
         if not auth.token_matches(self.settings.admin_token, token):
+            authlimit.LIMITER.failed(address, "ws")
             await close(codes.CLOSE_POLICY_VIOLATION, "Unauthorized")
             return
         opts, problem = parse_options(query)
@@ -69,7 +80,12 @@ class WsEndpoint:
 
     async def _open_session(self, wanted: str | None) -> tuple[Session | None, bool, int, str]:
         created = False
-        if wanted is not None:
+        if wanted == DEFAULT_SESSION_ID:
+            try:
+                session, created = await self.manager.default_session()
+            except TooManySessions as exc:
+                return None, False, 1013, str(exc)
+        elif wanted is not None:
             session = self.manager.get(wanted) if valid_session_id(wanted) else None
             if session is None:
                 return None, False, codes.CLOSE_POLICY_VIOLATION, "Unknown session"
@@ -104,11 +120,18 @@ class WsEndpoint:
 
         try:
             sub, seq = session.attach(
-                send_text, since=opts["since"], with_seq=opts["seq"], coalesce=opts["coalesce"]
+                send_text,
+                since=opts["since"],
+                with_seq=opts["seq"],
+                coalesce=opts["coalesce"],
+                live=opts.get("live", False),
+                requests_after_initialize=opts.get("live", False),
             )
         except SessionGone:
             await close(codes.CLOSE_POLICY_VIOLATION, "Unknown session")
             return
+        if (on_attach := opts.get("on_attach")) is not None:
+            on_attach(sub)
         client_gone = False
         try:
             frame = {
@@ -135,11 +158,15 @@ class WsEndpoint:
             await close(sub.close_code, sub.close_reason)
 
     async def _receive_loop(self, session: Session, sub: Subscriber, receive: Any) -> None:
+        frames_in = metrics.STATS.frames_in
+        bytes_in = metrics.STATS.bytes_in
         while True:
             message = await receive()
             kind = message["type"]
             if kind == "websocket.receive":
                 text = message.get("text")
+                frames_in["ws"] += 1
+                bytes_in["ws"] += len(text if text is not None else message.get("bytes") or b"")
                 if text is None:
                     error = "Invalid request: binary frames are not supported; send JSON text"
                     sub.push(m.error_response(None, codes.INVALID_REQUEST, error), sub.cursor)
