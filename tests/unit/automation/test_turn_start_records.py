@@ -86,3 +86,50 @@ async def test_a_plain_child_runtime_releases_the_record_at_once(
         await wait_for(lambda: len(notes(session, "argus/turn/result")) == 1)
         assert "its runtime died" in notes(session, "argus/turn/result")[0]["text"]
         assert (session.id, start.upstream_id) not in kit.engine.in_doubt
+
+
+async def test_same_bridge_waits_the_grace_period_then_releases(
+    tmp_path: Path, autojump_clock: Any, monkeypatch: Any
+) -> None:
+    from argus.sessions.session import Session
+
+    monkeypatch.setattr(Session, "bridged", property(lambda self: True))
+    async with open_kit(tmp_path, turn_start_grace_s=30.0) as kit:
+        session = await new_session(kit)
+        session.bridge_instance = "bridge-a"
+        thread_id, start = await in_doubt(kit, session, "never reached the runtime", 8)
+        key = (session.id, start.upstream_id)
+        kit.engine.in_doubt[key] = start = type(start)(
+            **{**_fields(start), "bridge_instance": "bridge-a"}
+        )
+        kit.engine.on_runtime_caught_up(session)
+        await trio.sleep(20)
+        assert await queued(kit, session, thread_id) == ["never reached the runtime"]
+        assert notes(session, "argus/turn/result") == []
+        await wait_for(lambda: len(notes(session, "argus/turn/result")) == 1)
+        assert "never reached the runtime" in notes(session, "argus/turn/result")[0]["text"]
+        late = {"id": 8, "result": {"turn": {"id": "too-late"}}}
+        kit.engine.on_unmatched_response(session, 8, late)  # after the grace: ignored
+        assert kit.engine.lanes.get(session.id, thread_id).active_turn_id != "too-late"
+
+
+async def test_a_new_bridge_instance_releases_at_once(
+    tmp_path: Path, autojump_clock: Any, monkeypatch: Any
+) -> None:
+    from argus.sessions.session import Session
+
+    monkeypatch.setattr(Session, "bridged", property(lambda self: True))
+    async with open_kit(tmp_path, turn_start_grace_s=3000.0) as kit:
+        session = await new_session(kit)
+        session.bridge_instance = "bridge-new"
+        _, start = await in_doubt(kit, session, "the old runtime is gone", 9)
+        key = (session.id, start.upstream_id)
+        kit.engine.in_doubt[key] = type(start)(
+            **{**_fields(start), "bridge_instance": "bridge-old"}
+        )
+        kit.engine.on_runtime_caught_up(session)
+        await wait_for(lambda: len(notes(session, "argus/turn/result")) == 1, timeout=60)
+
+
+def _fields(start: TurnStart) -> dict[str, Any]:
+    return {name: getattr(start, name) for name in TurnStart.__slots__}
