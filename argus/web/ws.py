@@ -53,13 +53,27 @@ class WsEndpoint:
             return
         headers = scope["headers"]
         origin = auth.header(headers, b"origin")
-        if not auth.origin_allowed(origin, self.settings.allowed_origins):
+        same_site = self.settings.admin_token is not None and auth.same_origin(
+            origin, auth.header(headers, b"host")
+        )
+        if not same_site and not auth.origin_allowed(origin, self.settings.allowed_origins):
             log.warning("websocket refused: origin %r is not allowed", origin)
             await send({"type": "websocket.close", "code": 1008})  # before accept: HTTP 403
             return
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-        token = auth.extract_token(auth.header(headers, b"authorization"), query)
-        await send({"type": "websocket.accept"})
+        offered = list(scope.get("subprotocols") or [])
+        token = auth.subprotocol_token(offered)
+        if token is None:
+            token = auth.extract_token(auth.header(headers, b"authorization"), query)
+        if auth.ARGUS_SUBPROTOCOL in offered:
+            # An argus.v1 client (the console) learns of a bad token as HTTP 403 before the
+            # handshake; the subprotocol answer never echoes the token.
+            if not auth.token_matches(self.settings.admin_token, token):
+                await send({"type": "websocket.close", "code": 1008})
+                return
+            await send({"type": "websocket.accept", "subprotocol": auth.ARGUS_SUBPROTOCOL})
+        else:
+            await send({"type": "websocket.accept"})
 
         async def close(code: int, reason: str) -> None:
             with trio.move_on_after(CLOSE_TIMEOUT_S):
