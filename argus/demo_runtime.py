@@ -105,14 +105,15 @@ class ThreadStore:
 
     def all(self) -> list[dict[str, Any]]:
         """Every persisted thread, newest first."""
-        threads = []
+        found = []
         for path in self.dir.glob("*.json"):
             try:
-                threads.append(json.loads(path.read_text()))
+                # updatedAt is in seconds; the file's mtime orders threads within a second.
+                found.append((path.stat().st_mtime_ns, json.loads(path.read_text())))
             except (OSError, ValueError):
                 continue
-        threads.sort(key=lambda t: t.get("updatedAt", 0), reverse=True)
-        return threads
+        found.sort(key=lambda pair: (pair[1].get("updatedAt", 0), pair[0]), reverse=True)
+        return [thread for _, thread in found]
 
 
 def thread_view(thread: dict[str, Any], include_turns: bool, loaded: bool) -> dict[str, Any]:

@@ -116,7 +116,7 @@ export function ChatPage({ ctl }) {
     <${ThreadList} ctl=${ctl} />
     <section class="conversation" aria-label="Conversation">
       ${notices.map((n) => html`<div class="notice" key=${n.at}>${n.text}</div>`)}
-      <${WindowedList} items=${items} label="Messages" version=${list ? list.rev : 0}
+      <${WindowedList} items=${items} label="Messages" version=${list ? list.rev : 0} jump=${ctl.sent}
         renderItem=${(item) => html`<${Item} item=${item} />`} />
       ${approvals.length ? html`<div class="approvals" aria-label="Pending approvals">
         ${approvals.map((a) => html`<${ApprovalCard} key=${JSON.stringify(a.id)} ctl=${ctl} approval=${a} />`)}</div>` : ""}

@@ -38,6 +38,7 @@ export class Controller {
     this.resumed = new Set(); // threads resumed on this connection
     this.turnStartSeq = new Map(); // threadId -> argusSeq just before its running turn began
     this.error = "";
+    this.sent = 0; // messages sent: the message list follows the bottom again after each
     this.listeners = new Set();
     this.scheduled = false;
     this.stats = { redraws: 0, messages: 0 };
@@ -348,6 +349,7 @@ export class Controller {
   /** Send `text` on the open thread now, or keep it in the outbox until reconnected. */
   async send(text) {
     if (!text.trim()) return true;
+    this.sent += 1;
     if (!this.conn || !this.conn.connected) {
       const ok = this.outbox.add(this.currentThread, text);
       if (!ok) this.error = "The outbox is full: wait for the connection to come back.";

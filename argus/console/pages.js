@@ -217,7 +217,7 @@ export function AutomationPage({ ctl }) {
     </table>
     ${jobs && !jobs.length ? html`<p class="muted">No cron jobs in this session.</p>` : ""}
     ${runs ? html`<div class="card" aria-label="Run history"><h3>Runs of ${runs.jobId}</h3>
-      ${runs.runs.length ? html`<ul>${runs.runs.map((r, i) => html`<li key=${i}>${when(r.ranAtMs || r.startedAtMs || r.atMs)} · ${r.status || r.outcome || ""} ${r.error || ""}${r.missed ? ` · missed ${r.missed}` : ""}</li>`)}</ul>` : html`<p class="muted">No runs yet.</p>`}</div>` : ""}
+      ${runs.runs.length ? html`<ul>${runs.runs.map((r, i) => html`<li key=${i}>${when(r.startedAtMs || r.scheduledAtMs)} · ${r.status || ""} ${r.error || ""}${r.missed ? ` · missed ${r.missed}` : ""}</li>`)}</ul>` : html`<p class="muted">No runs yet.</p>`}</div>` : ""}
     <form class="card form" aria-label="New cron job" onSubmit=${(e) => { e.preventDefault(); act(() => save(job), (out) => `Created job ${out.job.jobId}`); }}>
       <h2>New cron job</h2>
       <label>Schedule (cron) <input value=${job.expr} onInput=${set("expr")} /></label>

@@ -2,17 +2,22 @@
 // thousands of items renders and scrolls like a short one. Heights are measured after each
 // render and remembered per item id; unmeasured items count as an estimate. The list sticks
 // to the bottom while the user is there (streaming text stays in view) and stays put when
-// they scrolled up to read.
+// they scrolled up to read (until they send something: `jump` changes).
 
 import { html, useLayoutEffect, useRef, useState } from "./vendor.js";
 
 const ESTIMATE = 72; // px, an unmeasured item
 const OVERSCAN = 600; // px rendered above and below the viewport
 
-export function WindowedList({ items, renderItem, label, version }) {
+export function WindowedList({ items, renderItem, label, version, jump }) {
   const scroller = useRef(null);
   const heights = useRef(new Map());
   const stick = useRef(true);
+  const lastJump = useRef(jump);
+  if (jump !== lastJump.current) {
+    lastJump.current = jump; // the user sent something: follow the conversation again
+    stick.current = true;
+  }
   const [view, setView] = useState({ top: 0, height: 800 });
   const [, setMeasured] = useState(0);
 
