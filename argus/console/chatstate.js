@@ -215,7 +215,9 @@ export class ChatStore {
     if (!method) return false;
     const p = msg.params || {};
     if (isApproval(msg)) {
-      this.approvals.set(JSON.stringify(msg.id), { id: msg.id, method, params: p, threadId: p.threadId });
+      const key = JSON.stringify(msg.id);
+      if (this.approvals.has(key)) return false; // re-delivered after a reconnect: one card
+      this.approvals.set(key, { id: msg.id, method, params: p, threadId: p.threadId });
       return true;
     }
     if (msg.id != null) return false; // another server request: shown in the frame log only

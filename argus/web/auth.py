@@ -1,8 +1,8 @@
 """Token extraction, constant-time comparison and the WebSocket Origin check.
 
-Tokens come from ``Authorization: Bearer <token>`` or, for browsers that cannot set headers
-on a WebSocket, the subprotocol ``bearer.<token>`` offered next to ``argus.v1`` (the web
-console's way: the token never enters a URL) or ``?token=``. When the header is present the
+Tokens come from ``Authorization: Bearer <token>`` or, for browsers that cannot set
+headers on a WebSocket, the subprotocol ``bearer.<token>`` offered next to ``argus.v1``
+(the web console's way: the token never enters a URL) or ``?token=``. When the header is present the
 query string is not consulted (the original's rule). Comparison is constant-time, and nothing here ever logs a token.
 
 The Origin check closes cross-site WebSocket hijacking: CORS does not apply to WebSockets,

@@ -143,8 +143,10 @@ def add_console_routes(
     @app.before_request
     async def browser_root_to_console() -> Any:
         # GET / stays plain text for scripts and curl; a browser goes to the console.
-        if request.path == "/" and request.method == "GET" and wants_html(
-            request.headers.get("accept")
+        if (
+            request.path == "/"
+            and request.method == "GET"
+            and wants_html(request.headers.get("accept"))
         ):
             return Response("", status=302, headers={"Location": "/console/"})
         return None

@@ -76,7 +76,10 @@ class WsParty:
 
     async def turn(self, thread_id: str, text: str) -> None:
         """Run one turn to completion."""
-        params = {"threadId": thread_id, "input": [{"type": "text", "text": text, "text_elements": []}]}
+        params = {
+            "threadId": thread_id,
+            "input": [{"type": "text", "text": text, "text_elements": []}],
+        }
         await self.request("turn/start", params)
         await self.wait_for("turn/completed")
 
@@ -89,7 +92,9 @@ def with_party(
     async def main() -> Any:
         query = f"?session={session_id}" if session_id else ""
         url = gw.base_url.replace("http", "ws", 1) + "/ws" + query
-        async with open_websocket_url(url, message_queue_size=100_000, max_message_size=1 << 26) as ws:
+        async with open_websocket_url(
+            url, message_queue_size=100_000, max_message_size=1 << 26
+        ) as ws:
             hello = json.loads(await ws.get_message())
             party = WsParty(ws, hello["params"]["id"])
             await party.request("initialize", {"clientInfo": {"name": "party", "version": "1"}})

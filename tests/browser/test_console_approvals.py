@@ -32,7 +32,9 @@ def test_approval_answered_in_one_browser_closes_in_every_other(
 
     second.get_by_role("button", name="Accept").click()
     for page in (first, second):
-        expect(page.get_by_role("group", name="Approve command")).to_have_count(0, timeout=TIMEOUT_MS)
+        expect(page.get_by_role("group", name="Approve command")).to_have_count(
+            0, timeout=TIMEOUT_MS
+        )
         expect(page.get_by_role("link", name="1 pending approval")).to_have_count(0)
         expect(messages(page).locator("article.msg.agent .md").last).to_have_text(
             "approved", timeout=TIMEOUT_MS

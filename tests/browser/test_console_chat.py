@@ -52,7 +52,8 @@ def test_a_fast_stream_redraws_at_most_once_per_frame(page: Page, gateway: Gatew
     expect(messages(page).locator("article.msg.agent").last).to_contain_text(last, timeout=30_000)
     expect(page.get_by_role("button", name="Send")).to_be_visible(timeout=TIMEOUT_MS)
     stats: dict[str, Any] = page.evaluate(
-        "() => ({frames: window.frameCount, redraws: window.argusStats.redraws - window.redrawsBefore,"
+        "() => ({frames: window.frameCount,"
+        " redraws: window.argusStats.redraws - window.redrawsBefore,"
         " messages: window.argusStats.messages})"
     )
     # Hundreds of deltas arrived; the page redrew at most once per animation frame.
@@ -156,7 +157,9 @@ def test_input_typed_while_disconnected_is_sent_once_on_reconnect(
 
     async def history(party: WsParty) -> list[str]:
         threads = (await party.request("thread/list", {}))["data"]
-        thread = await party.request("thread/read", {"threadId": threads[0]["id"], "includeTurns": True})
+        thread = await party.request(
+            "thread/read", {"threadId": threads[0]["id"], "includeTurns": True}
+        )
         return [
             item["content"][0]["text"]
             for turn in thread["thread"]["turns"]

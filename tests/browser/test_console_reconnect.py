@@ -86,7 +86,10 @@ def test_replay_gap_is_healed_with_thread_read(page: Page, gateway_factory) -> N
 
     async def flood(party: WsParty) -> None:
         thread = (await party.request("thread/list", {}))["data"][0]["id"]
-        params = {"threadId": thread, "input": [{"type": "text", "text": "/stream 20000 64", "text_elements": []}]}
+        params = {
+            "threadId": thread,
+            "input": [{"type": "text", "text": "/stream 20000 64", "text_elements": []}],
+        }
         await party.request("turn/start", params)  # ~3 MB: more than the replay buffer
         while '"turn/completed"' not in await party.ws.get_message():
             pass  # no parsing: keep up with the burst
