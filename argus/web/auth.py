@@ -2,8 +2,9 @@
 
 Tokens come from ``Authorization: Bearer <token>`` or, for browsers that cannot set
 headers on a WebSocket, the subprotocol ``bearer.<token>`` offered next to ``argus.v1``
-(the web console's way: the token never enters a URL) or ``?token=``. When the header is present the
-query string is not consulted (the original's rule). Comparison is constant-time, and nothing here ever logs a token.
+(the web console's way: the token never enters a URL) or ``?token=``. When the header is
+present the query string is not consulted (the original's rule). Comparison is
+constant-time, and nothing here ever logs a token.
 
 The Origin check closes cross-site WebSocket hijacking: CORS does not apply to WebSockets,
 so without it any page a user visits could open ``ws://127.0.0.1:8080/ws`` and drive their
