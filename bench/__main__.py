@@ -10,7 +10,7 @@ import argparse
 import importlib.util
 from typing import Any
 
-from bench import argus_bench, automation_bench, bridge_bench, nodes_bench
+from bench import argus_bench, automation_bench, bridge_bench, console_bench, nodes_bench
 
 Row = dict[str, Any]
 
@@ -79,6 +79,9 @@ def verdicts(rows: list[Row]) -> list[str]:
     idle = find(rows, "idle", "per client")
     if idle:
         line("idle client", f"{idle['value']:.1f} KiB", "<= 30 KiB", idle["value"] <= 30)
+    size = find(rows, "console", "JS minified") or find(rows, "console", "JS served")
+    if size:
+        line("console JS, gzipped", f"{size['value']:.1f} KB", "<= 100 KB", size["value"] <= 100)
     return out
 
 
@@ -91,11 +94,11 @@ def main() -> None:
         "--only",
         nargs="*",
         default=None,
-        help="only these groups: ceiling core automation nodes bridge",
+        help="only these groups: ceiling core automation nodes bridge console",
     )
     options = parser.parse_args()
     rows: list[Row] = []
-    groups = set(options.only or ("ceiling", "core", "automation", "nodes", "bridge"))
+    groups = set(options.only or ("ceiling", "core", "automation", "nodes", "bridge", "console"))
     if not options.no_ceiling and "ceiling" in groups:
         rows += ceiling_rows(options.quick)
     if "core" in groups:
@@ -106,6 +109,8 @@ def main() -> None:
         rows += nodes_bench.run(quick=options.quick)
     if "bridge" in groups:
         rows += bridge_bench.run(quick=options.quick)
+    if "console" in groups:
+        rows += console_bench.run(quick=options.quick)
     print(f"{'bench':<9} {'case':<40} {'value':>14} unit")
     for row in rows:
         extra = ""
