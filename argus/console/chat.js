@@ -6,8 +6,14 @@ import { decisionsOf } from "./chatstate.js";
 import { renderMarkdown } from "./markdown.js";
 import { WindowedList } from "./vlist.js";
 
+// Past this size a message still streaming is shown as plain text (re-parsing a growing
+// document every frame would cost O(n²)); it becomes Markdown once finished.
+const LIVE_MARKDOWN_LIMIT = 64 * 1024;
+
 function Markdown({ text, final }) {
-  const markup = useMemo(() => renderMarkdown(text, final), [text, final]);
+  const plain = !final && text.length > LIVE_MARKDOWN_LIMIT;
+  const markup = useMemo(() => (plain ? "" : renderMarkdown(text, final)), [text, final, plain]);
+  if (plain) return html`<div class="md plain">${text}</div>`;
   return html`<div class="md" dangerouslySetInnerHTML=${{ __html: markup }}></div>`;
 }
 
