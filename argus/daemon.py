@@ -2,11 +2,14 @@
 
 ``trio.run(daemon.serve, settings)``::
 
-    daemon nursery                a crash in any child ends the process non-zero
+    daemon nursery                only a bug outside every boundary ends the process
     ├── SessionManager.serve      every Session's nursery lives under it
     ├── Automation.serve          lane workers, watchdog, heartbeat, cron
     ├── hypercorn.trio.serve      HTTP and /ws
     └── signal watcher            SIGINT/SIGTERM -> graceful shutdown
+
+Failure boundaries (``argus.boundary``, docs/architecture.md) keep what one client or one
+session triggers inside that client's connection or that session.
 
 Graceful shutdown is bounded by ARGUS_SHUTDOWN_TIMEOUT_S: clients are closed with 1001 and
 runtimes are stopped first, then the HTTP server is told to finish; whatever is left when
@@ -40,7 +43,7 @@ from .provision.tcp import TcpProvisioner
 from .sessions.manager import SessionManager
 from .store.db import open_store
 from .tokens import gateway_secret
-from .web import stallguard
+from .web import stallguard, wsclose
 from .web.asgi import ArgusAsgi
 from .web.console_http import add_console_routes
 from .web.http import admin_only, build_http_app
@@ -119,7 +122,9 @@ def build_asgi(
     )
     ws_routes = {
         "/ws": WsEndpoint(settings, manager),
-        "/nodes/ws": NodesEndpoint(registry, scopes, make_event_handler(automation)),
+        "/nodes/ws": NodesEndpoint(
+            registry, scopes, make_event_handler(automation), settings.allowed_origins
+        ),
     }
     return ArgusAsgi(http_app, ws_routes), registry
 
@@ -150,6 +155,7 @@ async def serve(
     automation.manager = manager
     app, _registry = build_asgi(settings, manager, automation, secret)
     stallguard.install()
+    wsclose.install()
     stop_http = trio.Event()
     try:
         async with trio.open_nursery() as nursery:

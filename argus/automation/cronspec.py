@@ -12,6 +12,7 @@ at its first occurrence. ``next_run`` never returns the same instant twice.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -19,6 +20,8 @@ from croniter import CroniterBadCronError, CroniterBadDateError, croniter
 
 MODES = ("systemEvent", "turn")
 MAX_TEXT = 20_000
+MAX_AT_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last instant datetime has
+JOB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_MISSED_COUNT = 10_000  # counting stops here; the run still happens once
 FIELDS = {"jobId", "sessionId", "expr", "tz", "at", "text", "mode", "threadId", "target", "enabled"}
 
@@ -42,6 +45,11 @@ def _parse_at(value: Any) -> dt.datetime:
     if isinstance(value, bool):
         raise CronValidationError("Invalid 'at': expected epoch milliseconds or an ISO-8601 time")
     if isinstance(value, int | float):
+        # Checked before any arithmetic: 1e300 or a 400-digit integer would overflow.
+        if not (0 <= value <= MAX_AT_MS):  # False for NaN too
+            raise CronValidationError(
+                f"Invalid 'at': epoch milliseconds must be between 0 and {MAX_AT_MS} (year 9999)"
+            )
         return dt.datetime.fromtimestamp(value / 1000, dt.UTC)
     if isinstance(value, str):
         try:
@@ -50,7 +58,10 @@ def _parse_at(value: Any) -> dt.datetime:
             raise CronValidationError(f"Invalid 'at': {value!r} is not an ISO-8601 time") from None
         if when.tzinfo is None:
             raise CronValidationError("Invalid 'at': give a UTC offset (e.g. 2026-12-01T09:00Z)")
-        return when.astimezone(dt.UTC)
+        try:
+            return when.astimezone(dt.UTC)
+        except OverflowError:
+            raise CronValidationError("Invalid 'at': outside the years 1 to 9999 in UTC") from None
     raise CronValidationError("Invalid 'at': expected epoch milliseconds or an ISO-8601 time")
 
 
@@ -91,6 +102,13 @@ def validate_job(body: dict[str, Any]) -> dict[str, Any]:
         job["expr"] = expr.strip()
     else:
         job["at"] = int(_parse_at(at).timestamp() * 1000)
+    job_id = body.get("jobId")
+    if job_id is not None and not (isinstance(job_id, str) and JOB_ID_RE.match(job_id)):
+        # Ids are URL path segments (DELETE /automation/cron/jobs/<id>): no '/', no '..'.
+        raise CronValidationError(
+            "Invalid 'jobId': 1-64 characters of letters, digits, '_', '.' and '-',"
+            " starting with a letter or digit"
+        )
     for key in ("threadId", "target", "jobId", "sessionId"):
         value = body.get(key)
         if value is None:

@@ -9,10 +9,12 @@ Invariants:
 * At most one daemon-started turn per lane at a time; a lane's queued inputs run in order,
   one per turn (``ARGUS_FOLLOWUP_MODE=each``) or all in the next (``batch``).
 * An input, and the system events a turn carries, leave the store only in the transaction
-  that records the started turn (``records.commit_turn_start``). A failed start leaves them
-  queued with a growing ``not_before`` (backoff). A crash between a successful
-  ``turn/start`` and that commit runs the input again after the restart: at-least-once,
-  never lost.
+  that records the started turn (``records.commit_turn_start``), after that request's own
+  ``turn/start`` response named the turn. A failed start leaves them queued with a growing
+  ``not_before`` (backoff); a start refused because a turn we did not start is running
+  (-32600, after re-adopting a runtime) leaves them queued with no backoff, the lane busy
+  until that turn completes. A crash between a successful ``turn/start`` and that commit
+  runs the input again after the restart: at-least-once, never lost.
 * ``thread/resume`` is sent only for a thread not loaded in the current runtime connection
   (``loaded`` tracks thread ids per ``Session.runtime_generation``).
 """
@@ -27,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from ..boundary import contained
 from ..config import Settings
 from ..provision.base import ProvisionError
 from ..sessions.hooks import SessionHooks
@@ -149,7 +152,7 @@ class Automation(SessionHooks):
         if self._nursery is None:
             return
         try:
-            self._nursery.start_soon(fn, *args)
+            self._nursery.start_soon(contained(fn, "automation job"), *args)
         except RuntimeError:
             log.debug("engine is shutting down; background job dropped: %s", fn)
 
@@ -292,7 +295,8 @@ class Automation(SessionHooks):
         if self._nursery is None:
             return
         lane.worker = True
-        self._nursery.start_soon(self._serve_lane, lane)
+        what = f"lane worker session={lane.session_id} thread={lane.thread_id}"
+        self._nursery.start_soon(contained(self._serve_lane, what), lane)
 
     async def _serve_lane(self, lane: Lane) -> None:
         try:
@@ -352,11 +356,18 @@ class Automation(SessionHooks):
             if followups
             else ""
         )
-        lane.start(kind, source)
-        if kind == "heartbeat":
-            lane.heartbeat_requested = False
+        completions = lane.completions
         try:
             with trio.fail_after(START_TIMEOUT_S):
+                # Adopting a bridged runtime replays its backlog through the lanes first:
+                # a turn still running there makes this lane busy, and the worker waits.
+                await session.ensure_running()
+                if lane.busy:
+                    return
+                lane.start(kind, source)
+                lane.starting = True
+                if kind == "heartbeat":
+                    lane.heartbeat_requested = False
                 await self.ensure_loaded(session, lane.thread_id)
                 items = await turn_input.build(
                     self, session, text, plan.events, heartbeat=kind == "heartbeat"
@@ -368,6 +379,11 @@ class Automation(SessionHooks):
                 }
                 result = await session.call("turn/start", params, timeout=START_TIMEOUT_S)
         except START_ERRORS as exc:
+            if turn_in_progress(exc) and lane.busy:
+                self._wait_for_running_turn(session, lane, kind, completions)
+                if waiter is not None:
+                    waiter.done.set()  # the caller learns it is queued, not failed
+                return
             message = str(exc) or type(exc).__name__
             log.warning(
                 "%s turn failed to start session=%s thread=%s: %s",
@@ -388,11 +404,15 @@ class Automation(SessionHooks):
                 waiter.error = message
                 waiter.done.set()
             return
+        # The turn is the one this response names (ids never repeat across gateways, so
+        # it is this request's own response); a turn/started seen meanwhile proves nothing.
         turn = result.get("turn") if isinstance(result, dict) else None
         turn_id = turn.get("id") if isinstance(turn, dict) else None
         turn_id = turn_id if isinstance(turn_id, str) else None
-        still_running = lane.busy and turn_id not in lane.recent_completed
-        if still_running and turn_id is not None:
+        finished_already = turn_id is not None and turn_id in lane.recent_completed
+        still_running = lane.busy and not finished_already
+        if lane.busy:
+            lane.starting = False
             lane.active_turn_id = turn_id
         await self.store.run(
             records.commit_turn_start,
@@ -423,6 +443,33 @@ class Automation(SessionHooks):
         if waiter is not None:
             waiter.started, waiter.turn_id = True, turn_id
             waiter.done.set()
+        if finished_already and lane.busy:
+            # Its turn/completed came before the worker saw the response.
+            completed = lane.last_completed
+            if completed is None or lane.recent_completed[-1] != turn_id:
+                completed = {"threadId": lane.thread_id, "turn": {"id": turn_id}}
+            self._turn_completed(session, lane, completed)
+
+    def _wait_for_running_turn(
+        self, session: Session, lane: Lane, kind: str, completions: int
+    ) -> None:
+        """The runtime refused: a turn we did not start runs on this thread.
+
+        Seen after re-adopting a bridged runtime whose running turn's ``turn/started`` is
+        no longer in the bridge's ring. The input stays queued, with no failure counted:
+        the lane is busy with that turn until its ``turn/completed``, then the worker
+        starts the input. If a turn completed while the start was being refused, the
+        worker tries again at once (one retry per completion, so this cannot spin).
+        """
+        log.info(
+            "%s turn waits for the turn in progress session=%s thread=%s",
+            kind,
+            session.id,
+            lane.thread_id,
+        )
+        lane.start("client")
+        if lane.completions != completions:
+            lane.release()
 
     def _turn_completed(self, session: Session, lane: Lane, params: dict[str, Any]) -> None:
         kind, source, text = lane.kind, lane.source, lane.reply_text()
@@ -485,6 +532,14 @@ class Automation(SessionHooks):
         if meta:
             event["meta"] = meta
         return event
+
+
+def turn_in_progress(exc: BaseException) -> bool:
+    """Whether a ``turn/start`` failed because the thread already runs a turn (-32600)."""
+    if not isinstance(exc, RuntimeCallError) or exc.error.get("code") != -32600:
+        return False
+    message = str(exc.error.get("message") or "").lower()
+    return "in progress" in message or "already running" in message or "active turn" in message
 
 
 def wakes_heartbeat(event: records.SystemEvent) -> bool:

@@ -5,6 +5,12 @@ A lane is busy from the moment a turn is started (by the daemon, or by a client'
 runs per lane, and queued inputs wait for the lane to be free. This module is sans-IO: it
 turns notifications into state changes and tells its caller which lanes to wake.
 
+While the daemon's own ``turn/start`` is in flight (``starting``), the lane's turn is the
+one that request's response names, nothing else: a ``turn/started`` or ``turn/completed``
+of another turn (a bridge replaying an old gateway's output, a turn already running when
+the runtime was re-adopted) neither claims nor frees the lane. Completions are counted, so
+the engine can tell whether a turn ended while its start was being refused.
+
 Memory bounds: a lane's accumulated reply text is capped (``TEXT_CAP``); the set of
 recently completed turn ids per lane is a short deque; idle lanes with no worker are
 dropped by ``LaneTable.prune``; the table itself is capped at ``MAX_LANES`` (beyond it the
@@ -31,6 +37,9 @@ class Lane:
     session_id: str
     thread_id: str
     busy: bool = False
+    starting: bool = False  # the daemon's turn/start is in flight: its response decides
+    completions: int = 0  # turn/completed seen on this lane (ever)
+    last_completed: dict[str, Any] | None = None  # params of the latest turn/completed
     active_turn_id: str | None = None
     kind: str | None = None  # user | followup | heartbeat | cron | client
     source: tuple[str | None, str | None] = (None, None)
@@ -53,6 +62,7 @@ class Lane:
     def start(self, kind: str, source: tuple[str | None, str | None] = (None, None)) -> None:
         """Mark the lane busy for a turn being started now."""
         self.busy = True
+        self.starting = False
         self.kind = kind
         self.source = source
         self.active_turn_id = None
@@ -64,6 +74,7 @@ class Lane:
     def release(self) -> None:
         """The lane is free again."""
         self.busy = False
+        self.starting = False
         self.active_turn_id = None
         self.notify()
 
@@ -137,13 +148,23 @@ class LaneTable:
             lane = self.get(session_id, thread_id)
             if not lane.busy:
                 lane.start("client")
-            lane.active_turn_id = turn_id_of(params) or lane.active_turn_id
+            if not lane.starting:
+                lane.active_turn_id = turn_id_of(params) or lane.active_turn_id
             lane.last_output = trio.current_time()
             return None
         lane = self.lanes.get((session_id, thread_id))
         if lane is None:
             return None
         lane.last_output = trio.current_time()
+        if method == "turn/completed":
+            return self._on_completed(lane, params)
+        turn_id = params.get("turnId")
+        if (
+            lane.active_turn_id is not None
+            and type(turn_id) is str
+            and turn_id != lane.active_turn_id
+        ):
+            return None  # another turn's output (an old turn replayed): not this reply
         if method == "item/agentMessage/delta":
             delta = params.get("delta")
             if type(delta) is str:
@@ -154,12 +175,19 @@ class LaneTable:
                 text = item.get("text")
                 if isinstance(text, str) and text.strip() and item.get("phase") != "commentary":
                     lane.final_text = text[:TEXT_CAP]
-        elif method == "turn/completed":
-            turn_id = turn_id_of(params)
-            if turn_id is not None:
-                lane.recent_completed.append(turn_id)
-            if lane.busy and (
-                lane.active_turn_id is None or turn_id is None or turn_id == lane.active_turn_id
-            ):
-                return lane
+        return None
+
+    @staticmethod
+    def _on_completed(lane: Lane, params: dict[str, Any]) -> Lane | None:
+        turn_id = turn_id_of(params)
+        lane.completions += 1
+        lane.last_completed = params
+        if turn_id is not None:
+            lane.recent_completed.append(turn_id)
+        if (
+            lane.busy
+            and not lane.starting
+            and (lane.active_turn_id is None or turn_id is None or turn_id == lane.active_turn_id)
+        ):
+            return lane
         return None

@@ -44,6 +44,7 @@ class BridgeRuntime(Runtime):
         self.first = 1
         self.head = 0
         self.instance: str | None = None
+        self.generation: int | None = None  # this connection's number at the bridge
         self.initialize_result: Any = None
         self.exit_report: dict[str, Any] | None = None
         self.last_seq = 0
@@ -72,6 +73,8 @@ class BridgeRuntime(Runtime):
         if welcome is None:
             raise ProvisionError("bridge did not answer the hello")
         self.instance = welcome.get("instance")
+        generation = welcome.get("generation")
+        self.generation = generation if type(generation) is int else None
         self.base = welcome.get("base") if isinstance(welcome.get("base"), int) else base
         self.first, self.head = welcome["first"], welcome["head"]
         self.initialize_result = welcome.get("initialize")

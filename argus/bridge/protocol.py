@@ -6,7 +6,8 @@ A frame is one type byte, a 4-byte big-endian payload length, and the payload. T
 byte  direction    payload
 ====  ===========  =================================================================
 H     gw → bridge  hello: JSON ``{token, since, base}`` (must be the first frame)
-W     bridge → gw  welcome: JSON ``{instance, base, first, head, pid, initialize, exit}``
+W     bridge → gw  welcome: JSON ``{instance, generation, base, first, head, pid, initialize,
+                   exit}``
 E     bridge → gw  error: JSON ``{message}``; the bridge closes the connection after it
 L     bridge → gw  one numbered runtime output line: 8-byte big-endian number + the line
 X     bridge → gw  the runtime exited: JSON ``{code, signal, stderrTail}``
@@ -19,7 +20,9 @@ S     gw → bridge  stop: stop the runtime and exit
 Numbers start at 1 per bridge instance and count every line the stream carries (runtime
 lines and notes alike); a gateway presenting ``since=n`` gets every retained line after
 ``n``. ``base`` is an offset the first gateway sets once per bridge, so that the session's
-sequence numbers (``base + n``) continue those of earlier runtimes.
+sequence numbers (``base + n``) continue those of earlier runtimes. ``generation`` counts
+the gateway connections the bridge accepted (1, 2, ...): the gateway puts it in the epoch
+of its request ids, so ids never repeat those of an earlier gateway on this runtime.
 """
 
 from __future__ import annotations

@@ -91,6 +91,7 @@ class Bridge:
         self.ring = Ring(options.ring_bytes)
         self.instance = uuid.uuid4().hex
         self.base: int | None = None
+        self.generation = 0  # gateway connections accepted so far: the id epoch of each
         self.conn: trio.abc.Stream | None = None
         self.conn_lock = trio.Lock()
         self.stdin_lock = trio.Lock()
@@ -333,8 +334,10 @@ class Bridge:
             since = 0  # numbers counted on another bridge mean nothing here
         async with self.conn_lock:
             old, self.conn = self.conn, stream
+            self.generation += 1
             welcome = {
                 "instance": self.instance,
+                "generation": self.generation,
                 "base": self.base,
                 "first": self.ring.first,
                 "head": self.ring.head,

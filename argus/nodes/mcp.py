@@ -35,6 +35,7 @@ from quart import Response, jsonify, request
 from quart_trio import QuartTrio
 
 from ..web import auth
+from ..web.http import json_body
 from .scope import Principal, Scopes
 from .tools import NodeTools
 
@@ -171,7 +172,9 @@ def add_mcp_routes(
         accept = request.headers.get("accept")
         if accept and not any(a in accept for a in ("application/json", "*/*", "application/*")):
             return fail(406, "Accept must include application/json", "not_acceptable")
-        body = await request.get_json(force=True, silent=True)
+        body, problem = await json_body()
+        if problem is not None:
+            return fail(400, problem[1], problem[0])
         if not isinstance(body, dict | list):
             return fail(400, "Invalid JSON body", "invalid_json")
         messages = body if isinstance(body, list) else [body]

@@ -210,7 +210,7 @@ class NodeRegistry:
         if data is None and isinstance(payload.get("payloadJSON"), str):
             try:
                 data = json.loads(payload["payloadJSON"])
-            except ValueError:
+            except (ValueError, RecursionError):
                 data = None
         pending.result = {
             "ok": bool(payload.get("ok")),

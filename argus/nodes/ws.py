@@ -19,6 +19,7 @@ from urllib.parse import parse_qs
 
 import trio
 
+from ..protocol import messages as m
 from ..web import auth
 from .registry import NodeConnection, NodeRegistry
 from .scope import Scopes, runtime_node_id
@@ -29,6 +30,7 @@ CONNECT_DEADLINE_S = 10.0
 SEND_TIMEOUT_S = 10.0
 MAX_LIST = 256  # commands/caps kept per node
 MAX_FIELD = 200
+MAX_REASON_BYTES = 123  # a close frame's reason, in bytes of UTF-8
 
 NodeEventHandler = Callable[[NodeConnection, str, dict[str, Any]], Awaitable[None]]
 
@@ -54,14 +56,22 @@ class NodesEndpoint:
         registry: NodeRegistry,
         scopes: Scopes,
         on_event: NodeEventHandler | None = None,
+        allowed_origins: tuple[str, ...] = (),
     ) -> None:
         self.registry = registry
         self.scopes = scopes
         self.on_event = on_event
+        self.allowed_origins = allowed_origins
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         """Serve one node connection."""
         if (await receive())["type"] != "websocket.connect":
+            return
+        origin = auth.header(scope["headers"], b"origin")
+        if not auth.origin_allowed(origin, self.allowed_origins):
+            # /ws's rule: else any page in the user's browser could register a node.
+            log.warning("node websocket refused: origin %r is not allowed", origin)
+            await send({"type": "websocket.close", "code": 1008})  # before accept: HTTP 403
             return
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         token = auth.extract_token(auth.header(scope["headers"], b"authorization"), query)
@@ -76,7 +86,9 @@ class NodesEndpoint:
         async def close(code: int, reason: str) -> None:
             with trio.move_on_after(SEND_TIMEOUT_S):
                 async with lock:
-                    await send({"type": "websocket.close", "code": code, "reason": reason[:120]})
+                    await send(
+                        {"type": "websocket.close", "code": code, "reason": close_reason(reason)}
+                    )
 
         principal = self.scopes.node_principal(token)
         if principal is None:
@@ -162,11 +174,19 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def close_reason(text: str) -> str:
+    """A close reason cut to fit the 123 bytes of UTF-8 a close frame allows."""
+    return text.encode("utf-8", "replace")[:MAX_REASON_BYTES].decode("utf-8", "ignore")
+
+
 def _json_object(text: Any) -> dict[str, Any] | None:
+    """A frame's JSON object; None for anything else (not JSON, too deep, lone surrogates)."""
     if not isinstance(text, str):
         return None
     try:
         value = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
-    return value if isinstance(value, dict) else None
+    if not isinstance(value, dict) or (m.may_hold_surrogate(text) and m.has_lone_surrogate(value)):
+        return None
+    return value

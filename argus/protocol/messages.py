@@ -40,6 +40,10 @@ DELTA_METHODS = frozenset(
 )
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+# For everything the gateway writes itself: a string a client sent may hold a lone
+# surrogate (valid JSON escape, not valid Unicode); as ASCII it is escaped and the frame can
+# always be encoded, so one odd id can never fail the task that sends it.
+_dumps_ascii = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True).encode
 _loads = json.loads
 
 
@@ -60,8 +64,8 @@ def dumps(obj: Any) -> str:
     """
     try:
         return orjson.dumps(obj).decode()
-    except TypeError:
-        return _dumps(obj)
+    except TypeError:  # a huge integer, or a lone surrogate: escaped, always encodable
+        return _dumps_ascii(obj)
 
 
 def classify(obj: Any) -> Kind:
@@ -127,21 +131,78 @@ def id_key(value: Any) -> str:
 
 
 def error_response(req_id: Any, code: int, message: str, data: Any = None) -> str:
-    """A JSON-RPC error response, serialised (no ``jsonrpc`` member, like the runtime)."""
+    """A JSON-RPC error response, serialised (no ``jsonrpc`` member, like the runtime).
+
+    ASCII-only: the id is the client's, and may hold a lone surrogate.
+    """
     error: dict[str, Any] = {"code": code, "message": message}
     if data is not None:
         error["data"] = data
-    return _dumps({"id": req_id, "error": error})
+    return _dumps_ascii({"id": req_id, "error": error})
 
 
 def result_response(req_id: Any, result: Any) -> str:
-    """A JSON-RPC success response, serialised."""
-    return _dumps({"id": req_id, "result": result})
+    """A JSON-RPC success response, serialised (ASCII-only, like ``error_response``)."""
+    return _dumps_ascii({"id": req_id, "result": result})
 
 
 def notification(method: str, params: Any) -> str:
-    """A notification, serialised."""
-    return _dumps({"method": method, "params": params})
+    """A notification, serialised (ASCII-only: params may echo what a client sent)."""
+    return _dumps_ascii({"method": method, "params": params})
+
+
+def has_lone_surrogate(obj: Any) -> bool:
+    """Whether any string in a parsed JSON value (keys too) holds a lone surrogate.
+
+    ``"\\ud800"`` is valid JSON but not valid Unicode: it cannot be encoded as UTF-8, and
+    the runtime (serde_json) refuses it, so the gateway refuses such a message itself with
+    a clear error. Iterative, so a deeply nested value cannot exhaust the stack.
+    """
+    stack = [obj]
+    while stack:
+        value = stack.pop()
+        if type(value) is str:
+            if not value.isascii():
+                try:
+                    value.encode("utf-8")
+                except UnicodeEncodeError:
+                    return True
+        elif type(value) is dict:
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif type(value) is list:
+            stack.extend(value)
+    return False
+
+
+LONE_SURROGATE = (
+    "Invalid request: a string holds a lone surrogate (an unpaired \\ud800-\\udfff escape),"
+    " which is not valid Unicode"
+)
+
+
+def frame_problem(text: str, obj: Any) -> str | None:
+    """The error reply for a client frame that cannot be routed at all, or None.
+
+    Nothing with a lone surrogate goes further (the runtime refuses it, SQLite cannot
+    store it); its id is echoed escaped, so the client can still match the reply.
+    """
+    if obj is INVALID:
+        return error_response(None, PARSE_ERROR, "Parse error: invalid JSON")
+    if type(obj) is not dict:
+        message = "Invalid request: expected one JSON object per frame"
+        return error_response(None, INVALID_REQUEST, message)
+    if may_hold_surrogate(text) and has_lone_surrogate(obj):
+        return error_response(obj.get("id"), INVALID_REQUEST, LONE_SURROGATE)
+    if "method" in obj and type(obj["method"]) is not str:
+        message = "Invalid request: 'method' must be a string"
+        return error_response(obj.get("id"), INVALID_REQUEST, message)
+    return None
+
+
+def may_hold_surrogate(text: str) -> bool:
+    """A cheap pre-check on the raw text: a lone surrogate needs a ``\\u`` escape."""
+    return "\\u" in text
 
 
 def splice_seq(text: str, seq: int, seq_from: int | None = None) -> str:

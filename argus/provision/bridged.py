@@ -14,8 +14,11 @@ runtime exit, and leaves it running on a gateway shutdown (``stop_on_close = Fal
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 import shlex
+import stat
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -34,9 +37,42 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+# An AF_UNIX path holds at most 108 bytes on Linux, the terminating NUL included.
+MAX_UNIX_PATH = 107
+EXIT_POLL_S = 0.02
+
+
 def socket_path(provisioner: LocalProvisioner, session_id: str) -> Path:
-    """Where the session's bridge listens."""
-    return provisioner.session_home(session_id) / "bridge.sock"
+    """Where the session's bridge listens: a path that always fits AF_UNIX's limit.
+
+    ``<session home>/bridge.sock`` when it fits; under a long home, a name hashed from the
+    session home in a short private directory (``$XDG_RUNTIME_DIR/argus`` or
+    ``/tmp/argus-<uid>``, mode 0700). The name depends only on the session home, so a
+    restarted gateway finds the same socket.
+    """
+    natural = provisioner.session_home(session_id) / "bridge.sock"
+    if len(bytes(natural)) <= MAX_UNIX_PATH:
+        return natural
+    digest = hashlib.sha256(bytes(natural)).hexdigest()[:24]
+    return short_socket_dir() / f"{digest}.sock"
+
+
+def short_socket_dir() -> Path:
+    """A short directory only this user can enter, for sockets under a long home."""
+    runtime_dir = os.environ.get("XDG_RUNTIME_DIR")
+    base = Path(runtime_dir) / "argus" if runtime_dir else Path(f"/tmp/argus-{os.getuid()}")
+    if len(bytes(base)) > 60:
+        base = Path(f"/tmp/argus-{os.getuid()}")
+    return base
+
+
+def prepare_socket_dir(path: Path) -> None:
+    """Create the socket's directory if needed; refuse one another user could control."""
+    directory = path.parent
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    info = directory.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise ProvisionError(f"unsafe bridge socket directory {directory} (not ours, or not 0700)")
 
 
 async def _connect(path: Path) -> trio.SocketStream | None:
@@ -65,7 +101,7 @@ def bridge_command(provisioner: LocalProvisioner, session_id: str) -> list[str]:
         "argus",
         "bridge",
         "--listen",
-        f"unix:{home / 'bridge.sock'}",
+        f"unix:{socket_path(provisioner, session_id)}",
         "--cmd",
         provisioner.command,
         "--stderr-log",
@@ -84,7 +120,8 @@ def bridge_command(provisioner: LocalProvisioner, session_id: str) -> list[str]:
     return cmd
 
 
-async def _spawn(provisioner: LocalProvisioner, session_id: str, token: str) -> None:
+async def _spawn(provisioner: LocalProvisioner, session_id: str, token: str) -> int | None:
+    """Start the bridge detached; its pid (to notice an early exit), if the shell said."""
     from .local import runtime_environment
 
     home = provisioner.session_home(session_id)
@@ -96,13 +133,37 @@ async def _spawn(provisioner: LocalProvisioner, session_id: str, token: str) -> 
     line = " ".join(shlex.quote(a) for a in bridge_command(provisioner, session_id))
     log_path = home / "bridge.log"
     # `sh -c 'cmd &'`: the shell exits at once and the bridge is re-parented to init.
-    await trio.run_process(
-        ["/bin/sh", "-c", f"{line} </dev/null >>{shlex.quote(str(log_path))} 2>&1 &"],
+    done = await trio.run_process(
+        ["/bin/sh", "-c", f"{line} </dev/null >>{shlex.quote(str(log_path))} 2>&1 & echo $!"],
         cwd=str(workspace),
         env=env,
         start_new_session=True,
         stdin=subprocess.DEVNULL,
+        capture_stdout=True,
     )
+    text = done.stdout.decode("ascii", "replace").strip()
+    return int(text) if text.isdigit() else None
+
+
+def _alive(pid: int | None) -> bool:
+    """Whether the bridge process still exists (init reaps it once it exits)."""
+    if pid is None:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _log_tail(log_path: Path) -> str:
+    try:
+        lines = log_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return lines[-1][:200] if lines else ""
 
 
 @asynccontextmanager
@@ -124,18 +185,26 @@ async def open_bridged_runtime(
         def prepare() -> None:
             home.mkdir(parents=True, exist_ok=True, mode=0o700)
             workspace.mkdir(parents=True, exist_ok=True)
+            if path.parent != home:
+                prepare_socket_dir(path)
 
-        await trio.to_thread.run_sync(prepare)
         try:
-            await _spawn(provisioner, session_id, token)
+            await trio.to_thread.run_sync(prepare)
+            pid = await _spawn(provisioner, session_id, token)
         except OSError as exc:
             raise ProvisionError(f"cannot start the runtime bridge: {exc}") from exc
+        alive = True
         with trio.move_on_after(settings.connect_timeout_s):
-            while stream is None:
-                await trio.sleep(0.02)
+            while stream is None and alive:
+                await trio.sleep(EXIT_POLL_S)
+                alive = _alive(pid)  # checked before the socket: no race with its exit
                 stream = await _connect(path)
         if stream is None:
-            raise ProvisionError(f"the runtime bridge did not come up (see {home / 'bridge.log'})")
+            log_path = home / "bridge.log"
+            tail = await trio.to_thread.run_sync(_log_tail, log_path)
+            what = "exited at start" if not alive else "did not come up"
+            log.warning("runtime bridge %s session=%s: %s", what, session_id, tail)
+            raise ProvisionError(f"the runtime bridge {what}: {tail} (see {log_path})")
         log.info("runtime bridge started session=%s", session_id)
     else:
         log.info("runtime bridge adopted session=%s", session_id)

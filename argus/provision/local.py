@@ -201,6 +201,15 @@ class LocalProvisioner(Provisioner):
 
         return [sid for sid in session_ids if await bridge_is_live(self, sid)]
 
+    async def destroy(self, session_id: str, purge: bool) -> None:
+        """Also remove a bridge socket kept outside the session home (under a long home)."""
+        from .bridged import socket_path
+
+        path = socket_path(self, session_id)
+        if path.parent != self.session_home(session_id):
+            await trio.to_thread.run_sync(lambda: path.unlink(missing_ok=True))
+        await super().destroy(session_id, purge)
+
     @asynccontextmanager
     async def _open_child(self, session_id: str) -> AsyncIterator[Runtime]:
         """Spawn the runtime; on exit stop it (stdin close, SIGTERM, SIGKILL)."""

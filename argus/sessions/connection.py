@@ -2,14 +2,21 @@
 
 Everything here belongs to one runtime process and is thrown away when it exits: a new
 process starts with a new handshake, no requests in flight and no pending approvals.
-Request ids are rewritten to integers unique within the gateway (starting at
-1_000_000_000, like the original) so that several clients and the daemon itself can share
-one connection; the client's own id, of whatever JSON type, is restored on the response.
+Request ids are rewritten to integers unique on the runtime connection, so that several
+clients and the daemon itself can share one connection; the client's own id, of whatever
+JSON type, is restored on the response.
+
+Why an epoch in every id: a bridged runtime outlives the gateway, and the bridge replays
+(and keeps forwarding) the old gateway's responses to the next one. An upstream id is
+``epoch * 2**32 + n``: the epoch is the bridge's connection generation (one per gateway
+connection to that runtime), ``n`` counts from 1_000_000_000 like the original. Ids of
+an earlier connection therefore never match a request of this one, and are dropped. All
+ids stay below 2**53 (exact in JSON doubles; codex takes any i64).
 """
 
 from __future__ import annotations
 
-import itertools
+import random
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,14 +26,45 @@ from ..protocol.handshake import Handshake
 from ..provision.base import Runtime
 
 FIRST_UPSTREAM_ID = 1_000_000_000
+EPOCH_SPAN = 2**32  # ids per epoch; the counter wraps within it (skipping in-flight ids)
+EPOCHS = 2**21  # EPOCHS * EPOCH_SPAN == 2**53
 
-# Process-wide, so ids stay unique across sessions and runtime restarts in this gateway.
-_upstream_ids = itertools.count(FIRST_UPSTREAM_ID)
+
+def bridged_epoch(generation: int | None) -> int:
+    """The id epoch of a bridge connection: 1..EPOCHS-1 (0 is a plain child's).
+
+    ``generation`` is the bridge's count of gateway connections; a bridge from before
+    generations existed reports none, and a random epoch then makes a repeat unlikely
+    (1 in 2**21) rather than impossible. Generations past 2**21 wrap: a response would
+    have to outlive two million gateway connections to the same runtime to be misrouted.
+    """
+    if type(generation) is not int or generation < 1:
+        return random.randrange(1, EPOCHS)
+    return 1 + (generation - 1) % (EPOCHS - 1)
 
 
-def next_upstream_id() -> int:
-    """A request id no other in-flight request of this gateway uses."""
-    return next(_upstream_ids)
+class UpstreamIds:
+    """The request ids of one runtime connection: ``epoch * EPOCH_SPAN + n``."""
+
+    __slots__ = ("_next", "base", "epoch")
+
+    def __init__(self, epoch: int = 0) -> None:
+        self.epoch = epoch
+        self.base = epoch * EPOCH_SPAN
+        self._next = FIRST_UPSTREAM_ID
+
+    def next(self, inflight: dict[int, Any]) -> int:
+        """An id of this epoch that no in-flight request uses (wraps after 2**32 - 1e9)."""
+        while True:
+            n = self._next
+            self._next = n + 1 if n + 1 < EPOCH_SPAN else FIRST_UPSTREAM_ID
+            upstream_id = self.base + n
+            if upstream_id not in inflight:
+                return upstream_id
+
+    def owns(self, upstream_id: int) -> bool:
+        """Whether ``upstream_id`` belongs to this epoch (else: an earlier connection's)."""
+        return self.base <= upstream_id < self.base + EPOCH_SPAN
 
 
 class InternalCall:
@@ -90,9 +128,14 @@ class RuntimeConnection:
         self.pending_server: dict[str, PendingServerRequest] = {}
         self.turn_owners: dict[str, int] = {}
         self.closed = False
+        self.ids = UpstreamIds()  # a bridged runtime gets its epoch in ``numbered.adopt``
         # A bridged runtime numbers its lines: every line then takes exactly one replay
         # entry (placeholders for lines not broadcast) so session seq = base + number.
         self.numbered = bool(getattr(runtime, "numbered", False))
+
+    def next_upstream_id(self) -> int:
+        """A request id no request of this connection, or of an earlier one, used."""
+        return self.ids.next(self.inflight)
 
     async def write(self, data: bytes) -> bool:
         """Write whole lines to the runtime; False if it is gone.

@@ -15,7 +15,7 @@ import trio
 
 from ..protocol import messages as m
 from ..protocol.handshake import Decision, HandshakeState
-from .connection import HandshakeWaiter, Inflight, InternalCall, RuntimeConnection, next_upstream_id
+from .connection import HandshakeWaiter, Inflight, InternalCall, RuntimeConnection
 
 CLIENT_INFO = {"name": "argus_gateway", "title": "Argus Gateway", "version": "0.1.0"}
 
@@ -36,7 +36,7 @@ async def call_runtime(
     """One request as the gateway itself; its result, or ``RuntimeCallError``."""
     await ensure_initialized(conn, send_line, timeout)
     call = InternalCall()
-    upstream_id = next_upstream_id()
+    upstream_id = conn.next_upstream_id()
     conn.inflight[upstream_id] = Inflight(None, None, method, call)
     try:
         await send_line(conn, m.dumps({"id": upstream_id, "method": method, "params": params}))
@@ -56,7 +56,7 @@ async def ensure_initialized(conn: RuntimeConnection, send_line: SendLine, timeo
         call = InternalCall()
         decision = handshake.on_initialize(HandshakeWaiter(None, None, call))
         if decision is Decision.FORWARD:
-            upstream_id = next_upstream_id()
+            upstream_id = conn.next_upstream_id()
             conn.initialize_id = upstream_id
             conn.inflight[upstream_id] = Inflight(None, None, "initialize", call)
             request = {

@@ -15,6 +15,7 @@ from typing import Any
 
 import trio
 
+from ..boundary import contained
 from ..config import Settings
 from ..provision.base import Provisioner, ProvisionError
 from ..store import records
@@ -92,9 +93,10 @@ class SessionManager:
         except ProvisionError as exc:
             log.warning("orphan collection skipped: %s", exc)
         if self.provisioner.mode == "docker":
-            self._nursery.start_soon(self.serve_idle_reaper)
+            self._nursery.start_soon(contained(self.serve_idle_reaper, "idle reaper"))
         for session_id in await self.provisioner.live_sessions(list(self.sessions)):
-            self._nursery.start_soon(self._readopt, self.sessions[session_id])
+            what = f"re-adopting session={session_id}"
+            self._nursery.start_soon(contained(self._readopt, what), self.sessions[session_id])
 
     async def _readopt(self, session: Session) -> None:
         """Reconnect to a runtime that kept running while the gateway was away."""

@@ -8,6 +8,8 @@ numbers before and after a gateway restart, so a client resumes with ``since`` a
   the ``base`` a fresh bridge should take (the replay log's last number);
 * a gateway that starts with an empty log (it restarted) renumbers its log to continue at
   the bridge's first retained line; otherwise numbering continues where it was;
+* the bridge's connection generation sets the epoch of the connection's request ids, so
+  no id repeats one of an earlier gateway's (whose responses the bridge may still send);
 * the cached ``initialize`` result primes the handshake, so clients are not forwarded a
   second ``initialize`` the runtime would refuse.
 
@@ -20,7 +22,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from .connection import RuntimeConnection
+from .connection import RuntimeConnection, UpstreamIds, bridged_epoch
 
 if TYPE_CHECKING:
     from .session import Session
@@ -46,6 +48,7 @@ async def adopt(session: Session, runtime: Any, conn: RuntimeConnection) -> int:
                 )
             replay.restart_at(start)
     session.bridge_instance, session.bridge_base = runtime.instance, runtime.base
+    conn.ids = UpstreamIds(bridged_epoch(runtime.generation))
     if runtime.initialize_result is not None:
         conn.handshake.prime(runtime.initialize_result)
     return runtime.base + runtime.head

@@ -13,7 +13,8 @@ Routing, in short (docs/architecture.md has the full picture):
 * runtime requests (approvals) go to the turn's owner, else the request handler, else any
   client; they stay pending until answered or resolved, and every client that attaches
   while they are pending gets them too;
-* client requests get gateway-unique ids; ``initialize``/``initialized`` go through the
+* client requests get ids unique per runtime connection (``connection.UpstreamIds``: an
+  earlier gateway's ids never repeat); ``initialize``/``initialized`` go through the
   connection's handshake machine, which the daemon's own calls share.
 """
 
@@ -26,6 +27,7 @@ from typing import Any
 
 import trio
 
+from ..boundary import contained
 from ..config import Settings
 from ..protocol import messages as m
 from ..protocol.framing import LineSplitter, OversizedLine
@@ -33,12 +35,7 @@ from ..protocol.handshake import Decision
 from ..provision.base import ExitStatus, Provisioner, ProvisionError, Runtime
 from . import numbered
 from .approvals import ApprovalRouting
-from .connection import (
-    HandshakeWaiter,
-    Inflight,
-    RuntimeConnection,
-    next_upstream_id,
-)
+from .connection import HandshakeWaiter, Inflight, RuntimeConnection
 from .hooks import NO_HOOKS, GatewayMethodError, SessionHooks
 from .internal_calls import RuntimeCallError, call_runtime
 from .replay import Entry, ReplayBuffer
@@ -94,6 +91,7 @@ class Session(ApprovalRouting):
         self._noise_logged = 0
         self._runtime_scope: trio.CancelScope | None = None
         self._idle_stop = False
+        self._catching_up = False  # reading an adopted runtime's backlog (under _run_lock)
         self.bridge_instance: str | None = None  # the bridge this log's numbers come from
         self.bridge_base = 0
 
@@ -112,6 +110,10 @@ class Session(ApprovalRouting):
                 task_status.started()
                 await self._stop_requested.wait()
                 nursery.cancel_scope.cancel()
+        except Exception:
+            # Boundary: whatever fails inside this session ends this session only.
+            log.exception("session failed session=%s; it is stopped", self.id)
+            self._stopping = True
         finally:
             self._conn = None
             self.finished.set()
@@ -132,11 +134,15 @@ class Session(ApprovalRouting):
         self._stop_requested.set()
 
     async def ensure_running(self) -> None:
-        """Start the runtime unless it runs; concurrent callers share one start."""
-        if self._conn is not None:
+        """Start the runtime unless it runs; concurrent callers share one start.
+
+        A caller also waits while an adopted runtime's backlog is being read: requests
+        sent then would race the replayed lines, and the lanes are not up to date yet.
+        """
+        if self._conn is not None and not self._catching_up:
             return
         async with self._run_lock:
-            if self._conn is not None:
+            if self._conn is not None and not self._catching_up:
                 return
             if self._stopping or self._nursery is None:
                 raise SessionGone(self.id)
@@ -171,9 +177,20 @@ class Session(ApprovalRouting):
                 self.hooks.on_runtime_started(self)
                 splitter = LineSplitter(self.settings.jsonl_line_limit_bytes)
                 if backlog > self.replay.last_seq:
-                    await self._read_runtime(runtime, conn, splitter, until=backlog)
+                    self._catching_up = True
+                    try:
+                        await self._read_runtime(runtime, conn, splitter, until=backlog)
+                    finally:
+                        self._catching_up = False
                 task_status.started()
-                await self._read_runtime(runtime, conn, splitter)
+                try:
+                    await self._read_runtime(runtime, conn, splitter)
+                except Exception:  # boundary: a routing bug ends this session, reported as such
+                    log.exception(
+                        "session failed session=%s: error routing runtime output", self.id
+                    )
+                    self.stop(1011, "Session failed: internal error (see the daemon log)")
+                    return
                 with trio.move_on_after(self.settings.stop_timeout_s):
                     status = await runtime.wait_exit()
         finally:
@@ -313,7 +330,11 @@ class Session(ApprovalRouting):
         upstream_id = obj["id"]
         inflight = conn.inflight.pop(upstream_id, None) if type(upstream_id) is int else None
         if inflight is None:
-            log.debug("dropping response with unknown id session=%s id=%r", self.id, upstream_id)
+            # An id of an earlier epoch: the answer to a previous gateway's request, which a
+            # bridge replays or forwards after a restart. Never anyone's answer here.
+            earlier = type(upstream_id) is int and not conn.ids.owns(upstream_id)
+            why = "from an earlier connection" if earlier else "with unknown id"
+            log.debug("dropping response %s session=%s id=%r", why, self.id, upstream_id)
             return
         if upstream_id == conn.initialize_id:
             self._on_initialize_response(conn, inflight, obj, text)
@@ -441,19 +462,12 @@ class Session(ApprovalRouting):
         """Route one text frame from a client (one JSON message)."""
         self.last_active_ms = now_ms()
         obj = m.parse(text)
-        if obj is m.INVALID:
-            self._reply(sub, m.error_response(None, m.PARSE_ERROR, "Parse error: invalid JSON"))
-            return
-        if type(obj) is not dict:
-            message = "Invalid request: expected one JSON object per frame"
-            self._reply(sub, m.error_response(None, m.INVALID_REQUEST, message))
+        problem = m.frame_problem(text, obj)
+        if problem is not None:
+            self._reply(sub, problem)
             return
         method = obj.get("method")
         has_id = "id" in obj
-        if "method" in obj and type(method) is not str:
-            message = "Invalid request: 'method' must be a string"
-            self._reply(sub, m.error_response(obj.get("id"), m.INVALID_REQUEST, message))
-            return
         if method is not None and method.startswith("argus/"):
             await self._handle_gateway_method(sub, obj)
             return
@@ -486,7 +500,7 @@ class Session(ApprovalRouting):
             message = "Too many requests in flight for this session"
             self._reply(sub, m.error_response(obj["id"], m.TOO_MANY_REQUESTS, message))
             return
-        upstream_id = next_upstream_id()
+        upstream_id = conn.next_upstream_id()
         inflight = conn.inflight[upstream_id] = Inflight(sub.key, obj["id"], method)
         if method == "turn/start":
             params = obj.get("params")
@@ -504,7 +518,7 @@ class Session(ApprovalRouting):
         if decision is Decision.REPLY_CACHED:
             self._reply(sub, m.result_response(obj["id"], conn.handshake.result))
         elif decision is Decision.FORWARD:
-            upstream_id = next_upstream_id()
+            upstream_id = conn.next_upstream_id()
             conn.initialize_id = upstream_id
             conn.inflight[upstream_id] = Inflight(sub.key, obj["id"], "initialize")
             obj["id"] = upstream_id
@@ -552,7 +566,8 @@ class Session(ApprovalRouting):
         text = m.notification(method, params)
         conn = self._conn
         if conn is not None and conn.numbered and not conn.closed and self._nursery:
-            self._nursery.start_soon(conn.runtime.send_note, text.encode())  # type: ignore[attr-defined]
+            send_note = contained(conn.runtime.send_note, f"note to the bridge session={self.id}")  # type: ignore[attr-defined]
+            self._nursery.start_soon(send_note, text.encode())
             return
         self._broadcast(text)
         self._after_batch()

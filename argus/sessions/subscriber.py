@@ -192,6 +192,14 @@ class Subscriber:
             log.debug("subscriber %s: connection gone while sending", self.key)
             if self.close_code is None:
                 self.close_code = 1006
+        except Exception:
+            # Boundary: a bug while sending to one client ends that client's connection
+            # only (it runs in the session's nursery, which must not see it).
+            log.exception(
+                "subscriber %s: internal error while sending; closing with 1011", self.key
+            )
+            self.close_code = 1011
+            self.close_reason = "Internal error"
         finally:
             self._running = False
             self._scope = None

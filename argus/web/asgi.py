@@ -1,9 +1,19 @@
-"""The ASGI entry point: WebSocket routes go to raw handlers, everything else to Quart."""
+"""The ASGI entry point: WebSocket routes go to raw handlers, everything else to Quart.
+
+It is also the failure boundary of every WebSocket connection (``serve_contained``).
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
+
+import trio
+
+log = logging.getLogger(__name__)
+
+CLOSE_TIMEOUT_S = 5.0
 
 AsgiApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 
@@ -23,6 +33,19 @@ class ArgusAsgi:
                 await receive()
                 await send({"type": "websocket.close", "code": 1008})  # HTTP 403
                 return
-            await handler(scope, receive, send)
+            await serve_contained(handler, scope, receive, send)
             return
-        await self.http_app(scope, receive, send)
+        await self.http_app(scope, receive, send)  # Quart turns a route's exception into 500
+
+
+async def serve_contained(handler: AsgiApp, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Boundary for one WebSocket connection: a bug ends that connection with 1011 only."""
+    try:
+        await handler(scope, receive, send)
+    except Exception:
+        log.exception("internal error serving %s; closing that connection with 1011", scope["path"])
+        with trio.move_on_after(CLOSE_TIMEOUT_S):
+            try:
+                await send({"type": "websocket.close", "code": 1011, "reason": "Internal error"})
+            except Exception:  # already closed, or the peer is gone
+                log.debug("close after an internal error failed", exc_info=True)

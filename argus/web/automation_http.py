@@ -19,7 +19,7 @@ from ..protocol import messages as m
 from ..sessions.hooks import GatewayMethodError
 from ..sessions.manager import SessionManager
 from ..store import cron_records, records
-from .http import error
+from .http import error, json_body
 
 STATUS = {m.INVALID_PARAMS: (400, "invalid_params"), m.QUEUE_FULL: (409, "queue_full")}
 
@@ -29,9 +29,14 @@ def add_automation_routes(
 ) -> None:
     """Register the automation routes on ``app``."""
 
-    async def body() -> dict[str, Any] | None:
-        data = await request.get_json(force=True, silent=True)
-        return data if isinstance(data, dict) else None
+    async def body() -> Any:
+        """The JSON object sent, or an error response (400 with a stable code)."""
+        data, problem = await json_body()
+        if problem is not None:
+            return error(400, *problem)
+        if not isinstance(data, dict):
+            return error(400, "invalid_json", "Expected a JSON object")
+        return data
 
     def failure(exc: BaseException) -> Any:
         if isinstance(exc, GatewayMethodError):
@@ -98,8 +103,8 @@ def add_automation_routes(
     @admin
     async def cron_add() -> Any:
         data = await body()
-        if data is None:
-            return error(400, "invalid_json", "Expected a JSON object")
+        if not isinstance(data, dict):
+            return data
         session, problem = session_of(data)
         if problem:
             return problem
@@ -131,8 +136,8 @@ def add_automation_routes(
     @admin
     async def system_event() -> Any:
         data = await body()
-        if data is None:
-            return error(400, "invalid_json", "Expected a JSON object")
+        if not isinstance(data, dict):
+            return data
         try:
             api.required_text(data)
         except GatewayMethodError as exc:
@@ -149,7 +154,11 @@ def add_automation_routes(
     @app.post("/automation/heartbeat/now")
     @admin
     async def heartbeat_now() -> Any:
-        data = await body() or {}
+        data: Any = {}
+        if (await request.get_data()).strip():
+            data = await body()
+            if not isinstance(data, dict):
+                return data
         session_id = data.get("sessionId")
         if session_id is not None and (
             not isinstance(session_id, str) or not manager.get(session_id)

@@ -8,6 +8,7 @@ stable machine ``code``. Admin routes take the token from ``Authorization: Beare
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -17,6 +18,7 @@ from werkzeug.exceptions import HTTPException
 
 from ..automation.engine import Automation
 from ..config import Settings
+from ..protocol import messages as m
 from ..sessions.manager import SessionManager
 from . import auth
 
@@ -24,6 +26,34 @@ from . import auth
 def error(status: int, code: str, detail: str) -> tuple[Response, int]:
     """A JSON error body with a stable ``code``."""
     return jsonify({"detail": detail, "code": code}), status
+
+
+def parse_json_body(data: bytes) -> tuple[Any, tuple[str, str] | None]:
+    """A request body as JSON, or ``(None, (code, detail))`` saying why it is not.
+
+    One parser for every JSON route, so bad input always gets the same stable codes
+    instead of a 500: ``invalid_utf8``, ``invalid_json`` (too deep included) and
+    ``lone_surrogate`` (a string the store and the runtime could not take).
+    """
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None, ("invalid_utf8", "The body is not valid UTF-8")
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        return None, ("invalid_json", "Invalid JSON body: nested too deeply")
+    except ValueError:
+        return None, ("invalid_json", "Invalid JSON body")
+    if m.may_hold_surrogate(text) and m.has_lone_surrogate(value):
+        detail = "A string holds a lone surrogate (an unpaired \\ud800-\\udfff escape)"
+        return None, ("lone_surrogate", detail)
+    return value, None
+
+
+async def json_body() -> tuple[Any, tuple[str, str] | None]:
+    """The current request's body through ``parse_json_body`` (read first, bounded)."""
+    return parse_json_body(await request.get_data())
 
 
 View = Callable[..., Awaitable[Any]]
@@ -68,7 +98,12 @@ def build_http_app(
     @app.errorhandler(HTTPException)
     async def http_error(exc: HTTPException) -> Any:
         code = (exc.name or "error").lower().replace(" ", "_")
-        return error(exc.code or 500, code, exc.name or "Error")
+        response, status = error(exc.code or 500, code, exc.name or "Error")
+        if status == 413:
+            # The rest of the body was never read; on a keep-alive connection it would be
+            # taken as the next request, which then never gets an answer. Close instead.
+            response.headers["Connection"] = "close"
+        return response, status
 
     @app.get("/healthz")
     async def healthz() -> Any:

@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from quart import request
 from quart_trio import QuartTrio
 
 from ..nodes.registry import NodeRegistry
-from .http import error
+from .http import error, json_body
 
 
 def add_nodes_routes(app: QuartTrio, admin: Callable[..., Any], registry: NodeRegistry) -> None:
@@ -23,7 +22,9 @@ def add_nodes_routes(app: QuartTrio, admin: Callable[..., Any], registry: NodeRe
     @app.post("/nodes/invoke")
     @admin
     async def invoke() -> Any:
-        body = await request.get_json(force=True, silent=True)
+        body, problem = await json_body()
+        if problem is not None:
+            return error(400, *problem)
         if not isinstance(body, dict):
             return error(400, "invalid_json", "Expected a JSON object")
         ident = body.get("node", body.get("nodeId"))

@@ -10,8 +10,10 @@ so the session is never slowed down, but without this guard their connections wo
 cancellation) but gives each write a deadline, ``SEND_STALL_TIMEOUT_S`` (or the
 ``argus_send_stall_timeout_s`` attribute set on the hypercorn ``Config``). A write that
 makes no progress for that long aborts the connection, like nginx's ``send_timeout``.
-It is small, tied to hypercorn 0.18.0 (``install`` refuses other versions), and a candidate
-for upstreaming to hypercorn as a config option.
+The same class closes a connection under a shield (see ``protocol_send``), so a close
+asked for by a task that is being cancelled still happens. It is small, tied to hypercorn
+0.18.0 (``install`` refuses other versions), and a candidate for upstreaming to hypercorn
+as a config option.
 
 The alternative the issue describes, a per-connection writer task that joins queued frames
 into one ``send_all``, raises frames per second; Argus meets its throughput target without
@@ -40,7 +42,15 @@ class GuardedTCPServer(TCPServer):
     """hypercorn's trio TCPServer whose writes give up after a stall deadline."""
 
     async def protocol_send(self, event: Event) -> None:
-        """Write RawData under a shield with a deadline; everything else as upstream."""
+        """Write RawData under a shield with a deadline; close under a shield too."""
+        if isinstance(event, Closed):
+            # Upstream closes from whichever task asked, and that is often the app's task
+            # after its response, already being cancelled: the close then stops at its first
+            # checkpoint and the socket stays open. A 413 answered before its body was read
+            # (``Connection: close``) left the client waiting forever on that connection.
+            with trio.CancelScope(shield=True):
+                await super().protocol_send(event)
+            return
         if not isinstance(event, RawData):
             await super().protocol_send(event)
             return
