@@ -197,7 +197,7 @@ export function AutomationPage({ ctl }) {
     <h1 id="automation-h">Automation</h1>
     <p class="muted">Session <code>${sessionId || "—"}</code></p>
     <${ErrorLine} text=${error || problem} />
-    ${message ? html`<p class="ok" role="status" aria-live="polite">${message}</p>` : ""}
+    ${message ? html`<p class="ok" aria-live="polite">${message}</p>` : ""}
     <h2>Cron jobs</h2>
     <table class="table">
       <thead><tr><th>Job</th><th>Schedule</th><th>Text</th><th>Next run</th><th>Last run</th><th></th></tr></thead>

@@ -62,7 +62,7 @@ def main() -> None:
             form = page.get_by_role("form", name="New cron job")
             form.get_by_label("Text").fill("Check the build dashboard")
             form.get_by_role("button", name="Create job").click()
-            page.get_by_role("status").filter(has_text="Created job").wait_for()
+            page.get_by_text("Created job").wait_for()
             page.screenshot(path=OUT / "automation.png", full_page=True)
             page.get_by_role("link", name="Health").click()
             page.locator("dl.facts").filter(has_text="200").wait_for()
