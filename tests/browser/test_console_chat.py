@@ -21,6 +21,10 @@ from tests.browser.helpers import (
 
 
 def test_markdown_streams_and_reasoning_folds(page: Page, gateway: Gateway) -> None:
+    page.add_init_script(
+        "window.cspViolations = []; document.addEventListener('securitypolicyviolation',"
+        " (e) => window.cspViolations.push(`${e.violatedDirective} ${e.sourceFile}:${e.lineNumber}`));"
+    )
     open_console(page, gateway)
     send(page, "hello **bold** and `code`")
     log = messages(page)
@@ -36,6 +40,18 @@ def test_markdown_streams_and_reasoning_folds(page: Page, gateway: Gateway) -> N
     fold.locator("summary").click()
     expect(fold.locator(".md")).to_have_text("pondering the question")
     expect(log.get_by_text("thought: pondering the question")).to_be_visible()
+
+    # The console itself needs nothing the CSP forbids (no inline script or style).
+    assert page.evaluate("window.cspViolations") == []
+    # The runtime's text is untrusted: markup is sanitised. (Chromium reports DOMPurify's
+    # inert parse of an inline handler as a violation, so the list is not checked again.)
+    hostile = '<img src=x onerror="window.pwned=1"> <script>window.pwned=2</script>'
+    send(page, hostile + " [x](javascript:alert(1))")
+    expect(log.locator("article.msg.agent").last).to_contain_text("echo:", timeout=TIMEOUT_MS)
+    expect(page.get_by_role("button", name="Send")).to_be_visible(timeout=TIMEOUT_MS)
+    agent = log.locator("article.msg.agent").last
+    assert agent.locator("[onerror], script, a[href^='javascript']").count() == 0
+    assert page.evaluate("window.pwned") is None
 
 
 def test_a_fast_stream_redraws_at_most_once_per_frame(page: Page, gateway: Gateway) -> None:
