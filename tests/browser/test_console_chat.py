@@ -23,7 +23,7 @@ from tests.browser.helpers import (
 def test_markdown_streams_and_reasoning_folds(page: Page, gateway: Gateway) -> None:
     page.add_init_script(
         "window.cspViolations = []; document.addEventListener('securitypolicyviolation',"
-        " (e) => window.cspViolations.push(`${e.violatedDirective} ${e.sourceFile}:${e.lineNumber}`));"
+        " (e) => window.cspViolations.push(`${e.violatedDirective} ${e.sourceFile}`));"
     )
     open_console(page, gateway)
     send(page, "hello **bold** and `code`")
