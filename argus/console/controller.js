@@ -12,6 +12,7 @@ const THREAD_PAGE = 25;
 const SESSION_KEY = "argus.session";
 const THREAD_KEY = "argus.thread";
 const RESUME_KEY = "argus.resume";
+const RETRY_MS = 3000; // a gateway unreachable at start-up is asked again this often
 
 /**
  * Which session the console opens: the one picked in this tab if it still exists, else the
@@ -70,12 +71,19 @@ export class Controller {
       this.info = await this.api.get("/info");
       this.auth = "ok";
     } catch (err) {
-      this.auth = err instanceof ApiError && err.status === 401 ? "needed" : "ok";
+      if (!(err instanceof ApiError)) {
+        this.error = `Gateway unreachable (${err.message}); retrying.`;
+        this.changed();
+        setTimeout(() => this.start(), RETRY_MS);
+        return;
+      }
+      this.auth = err.status === 401 ? "needed" : "ok";
       if (this.auth === "needed") this.authError = this.token ? "That token was refused." : "";
-      else this.error = `Gateway unreachable: ${err.message}`;
+      else this.error = `GET /info failed: ${err.message}`;
       this.changed();
       if (this.auth === "needed") return;
     }
+    this.error = "";
     this.changed();
     await this.openSession();
   }
@@ -117,8 +125,9 @@ export class Controller {
     try {
       sessions = await this.listSessions();
     } catch (err) {
-      this.error = `Cannot list sessions: ${err.message}`;
+      this.error = `Cannot list sessions (${err.message}); retrying.`;
       this.changed();
+      if (!(err instanceof ApiError && err.status === 401)) setTimeout(() => this.openSession(), RETRY_MS);
       return;
     }
     const id = chooseSession(sessions, sessionStorage.getItem(SESSION_KEY));
