@@ -18,9 +18,7 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/argus serve
 
-test: $(STAMP)
-	$(BIN)/ruff check argus tests bench
-	$(BIN)/ruff format --check argus tests bench
+test: lint
 	@# The console's pure JS logic; skipped (with a note) where Node is not installed.
 	@if command -v node >/dev/null 2>&1; then node --test tests/js/; \
 	else echo "make test: node not found, skipping tests/js (the console's JS unit tests)"; fi
@@ -32,6 +30,7 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check argus tests bench
 	$(BIN)/ruff format --check argus tests bench
+	$(BIN)/lint-imports
 
 fmt: $(STAMP)
 	$(BIN)/ruff format argus tests bench

@@ -18,7 +18,6 @@ the deadline passes is cancelled.
 
 from __future__ import annotations
 
-import gc
 import logging
 import signal
 import sys
@@ -28,26 +27,27 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
+from .auth import gateway_secret
+from .automation import heartbeat
 from .automation.cron_api import make_cron_provider
-from .automation.engine import Automation
+from .automation.node_events import make_event_handler
+from .automation.service import Automation
 from .config import ConfigError, Settings
-from .nodes.events import make_event_handler
-from .nodes.mcp import McpServer, add_mcp_routes
 from .nodes.registry import NodeRegistry
 from .nodes.scope import Scopes, parse_allow_list
 from .nodes.tools import NodeTools
-from .nodes.ws import NodesEndpoint
 from .provision.base import GatewayLink, Provisioner
+from .provision.docker import DockerProvisioner
 from .provision.local import LocalProvisioner
 from .provision.tcp import TcpProvisioner
-from .sessions.manager import SessionManager
+from .sessions.manager import SessionManager, SessionTable
 from .store.db import open_store
-from .tokens import gateway_secret
-from .web import stallguard, wsclose
 from .web.asgi import ArgusAsgi
 from .web.console_http import add_console_routes
 from .web.http import admin_only, build_http_app
+from .web.mcp import McpServer, add_mcp_routes
 from .web.nodes_http import add_nodes_routes
+from .web.nodes_ws import NodesEndpoint
 from .web.ws import WsEndpoint
 
 log = logging.getLogger(__name__)
@@ -63,8 +63,6 @@ def make_provisioner(settings: Settings) -> Provisioner:
         return LocalProvisioner(settings)
     if settings.provision_mode == "tcp":
         return TcpProvisioner(settings)
-    from .provision.docker import DockerProvisioner
-
     return DockerProvisioner(settings)
 
 
@@ -90,8 +88,6 @@ def check_settings(settings: Settings) -> None:
     """Cross-module checks ``load_settings`` cannot do; raises ConfigError/UnsupportedMode."""
     make_provisioner(settings)
     if settings.heartbeat_active_hours:
-        from .automation import heartbeat
-
         try:
             heartbeat.parse_active_hours(settings.heartbeat_active_hours)
         except ValueError as exc:
@@ -129,33 +125,23 @@ def build_asgi(
     return ArgusAsgi(http_app, ws_routes), registry
 
 
-def tune_gc() -> None:
-    """Make the cyclic GC rarer: the reader allocates a dict per runtime line.
-
-    With the default thresholds a streaming turn triggers a collection every 700 lines,
-    each walking the replay log's entries; that alone cost ~40 % of the reader's time.
-    Objects alive at start-up (imports, config) are frozen out of collections entirely.
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(100_000, 50, 100)
-
-
 async def serve(
     settings: Settings, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED
 ) -> None:
-    """Run the daemon until SIGINT/SIGTERM (or cancellation)."""
-    tune_gc()
+    """Run the daemon until SIGINT/SIGTERM (or cancellation).
+
+    Process-wide tweaks (GC thresholds, hypercorn's send guard) are the entry point's
+    (``cli.run_serve``), not this function's: it only builds and runs the object tree.
+    """
     provisioner = make_provisioner(settings)
     store = await open_store(settings.home_host_path)
     secret = await trio.to_thread.run_sync(gateway_secret, settings)
-    automation = Automation(settings, store)
-    manager = SessionManager(settings, provisioner, hooks=automation, store=store)
-    manager.is_busy = automation.session_busy
-    automation.manager = manager
+    sessions = SessionTable()
+    automation = Automation(settings, store, sessions)
+    manager = SessionManager(
+        settings, provisioner, hooks=automation, store=store, sessions=sessions
+    )
     app, _registry = build_asgi(settings, manager, automation, secret)
-    stallguard.install()
-    wsclose.install()
     stop_http = trio.Event()
     try:
         async with trio.open_nursery() as nursery:

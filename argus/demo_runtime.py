@@ -55,6 +55,8 @@ from typing import Any
 
 import trio
 
+from .procs import now_ms
+
 VERSION = "0.1.0"
 MAX_LINE = 16 * 1024 * 1024
 CHUNK = 64 * 1024
@@ -62,10 +64,6 @@ CHUNK = 64 * 1024
 
 def _now_s() -> int:
     return int(time.time())
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class RpcError(Exception):
@@ -152,7 +150,7 @@ class DemoRuntime:
 
     async def notify(self, method: str, params: dict[str, Any]) -> None:
         """Write a notification, stamped like codex's."""
-        await self.send({"method": method, "params": params, "emittedAtMs": _now_ms()})
+        await self.send({"method": method, "params": params, "emittedAtMs": now_ms()})
 
     # -- dispatch ----------------------------------------------------------------------
 
@@ -322,8 +320,8 @@ class DemoRuntime:
             "id": str(uuid.uuid4()),
             "content": [{"type": "text", "text": text}],
         }
-        await self.notify("item/started", {**base, "item": user_item, "startedAtMs": _now_ms()})
-        await self.notify("item/completed", {**base, "item": user_item, "completedAtMs": _now_ms()})
+        await self.notify("item/started", {**base, "item": user_item, "startedAtMs": now_ms()})
+        await self.notify("item/completed", {**base, "item": user_item, "completedAtMs": now_ms()})
         turn["items"].append(user_item)
         status = "completed"
         with scope:
@@ -404,7 +402,7 @@ class DemoRuntime:
         """An agentMessage item streamed as deltas."""
         item_id = f"msg_{uuid.uuid4().hex[:12]}"
         item = {"type": "agentMessage", "id": item_id, "text": ""}
-        await self.notify("item/started", {**base, "item": item, "startedAtMs": _now_ms()})
+        await self.notify("item/started", {**base, "item": item, "startedAtMs": now_ms()})
         if burst:
             head = (
                 '{"method":"item/agentMessage/delta","params":'
@@ -430,7 +428,7 @@ class DemoRuntime:
                     "item/agentMessage/delta", {**base, "itemId": item_id, "delta": delta}
                 )
         item["text"] = "".join(deltas)
-        await self.notify("item/completed", {**base, "item": item, "completedAtMs": _now_ms()})
+        await self.notify("item/completed", {**base, "item": item, "completedAtMs": now_ms()})
         turn["items"].append(item)
 
     def fill_history(self, turn: dict[str, Any], count: int) -> None:
@@ -468,7 +466,7 @@ class DemoRuntime:
             "cwd": os.getcwd(),
             "status": "inProgress",
         }
-        await self.notify("item/started", {**base, "item": item, "startedAtMs": _now_ms()})
+        await self.notify("item/started", {**base, "item": item, "startedAtMs": now_ms()})
         request_id = self.next_request_id
         self.next_request_id += 1
         send, receive = trio.open_memory_channel[Any](1)
@@ -499,7 +497,7 @@ class DemoRuntime:
             item.update(status="completed", aggregatedOutput=f"approved: {command}\n", exitCode=0)
         else:
             item.update(status="declined")
-        await self.notify("item/completed", {**base, "item": item, "completedAtMs": _now_ms()})
+        await self.notify("item/completed", {**base, "item": item, "completedAtMs": now_ms()})
         turn["items"].append(item)
         if decision == "cancel":
             return "interrupted"

@@ -7,6 +7,8 @@ SIGTERM (then SIGKILL) afterwards. ``cpu`` pins the daemon to one core, as the b
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 import signal
@@ -19,6 +21,8 @@ from pathlib import Path
 
 import httpx
 import trio
+
+from .procs import read_chunks, stop_process
 
 LISTEN_RE = re.compile(r"listening on (http://\S+)")
 
@@ -66,13 +70,7 @@ def daemon_env(home: Path, **overrides: str) -> dict[str, str]:
 
 async def _pump_log(stream: trio.abc.ReceiveStream, daemon_lines: list[str]) -> None:
     buf = b""
-    while True:
-        try:
-            data = await stream.receive_some(65536)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            return
-        if not data:
-            return
+    async for data in read_chunks(stream):
         buf += data
         *lines, buf = buf.split(b"\n")
         daemon_lines.extend(line.decode("utf-8", "replace") for line in lines)
@@ -111,13 +109,7 @@ async def run_daemon(
                 yield daemon
             finally:
                 with trio.CancelScope(shield=True):
-                    if process.returncode is None:
-                        process.send_signal(signal.SIGTERM)
-                        with trio.move_on_after(15):
-                            await process.wait()
-                    if process.returncode is None:
-                        process.kill()
-                        await process.wait()
+                    await stop_process(process, 15)  # SIGTERM, then SIGKILL
                 nursery.cancel_scope.cancel()
     finally:
         if process.returncode is None:
@@ -130,8 +122,6 @@ def kill_bridges(home: Path) -> None:
 
     Bridges outlive their gateway by design; a test must not leave them behind.
     """
-    import json
-
     for pid_file in home.glob("sessions/*/bridge.json"):
         try:
             info = json.loads(pid_file.read_text())
@@ -160,8 +150,6 @@ def extra_ca_certs() -> str:
 
 def runtime_image_tag() -> str:
     """``argus-runtime:test-<hash>`` of everything that goes into the runtime image."""
-    import hashlib
-
     digest = hashlib.sha256()
     files = [REPO / "runtime" / "Dockerfile", REPO / "pyproject.toml"]
     files += sorted((REPO / "argus").rglob("*.py")) + sorted((REPO / "argus").rglob("*.md"))

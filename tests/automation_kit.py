@@ -16,11 +16,11 @@ from typing import Any
 import trio
 import trio.testing
 
-from argus.automation.engine import Automation
+from argus.automation.service import Automation
 from argus.config import Settings
 from argus.demo_runtime import DemoRuntime
 from argus.provision.base import ExitStatus, Provisioner, Runtime
-from argus.sessions.manager import SessionManager
+from argus.sessions.manager import SessionManager, SessionTable
 from argus.store.db import Store, open_store
 
 
@@ -79,11 +79,13 @@ class InProcessProvisioner(Provisioner):
 class Kit:
     """A running engine, manager and store; ``engine.wall_ms`` follows the trio clock."""
 
-    def __init__(self, settings: Settings, store: Store, engine: Automation) -> None:
+    def __init__(
+        self, settings: Settings, store: Store, engine: Automation, manager: SessionManager
+    ) -> None:
         self.settings = settings
         self.store = store
         self.engine = engine
-        self.manager: SessionManager = engine.manager  # type: ignore[assignment]
+        self.manager = manager
 
     async def call(self, session: Any, method: str, **params: Any) -> Any:
         """An ``argus/*`` call as a client would make it."""
@@ -98,21 +100,26 @@ async def open_kit(home: Path, **overrides: Any) -> AsyncIterator[Kit]:
     """Store + engine + manager over in-process runtimes, served until the block ends."""
     settings = Settings(home_host_path=home, **overrides)
     store = await open_store(home, inline=True)
-    engine = Automation(settings, store)
-    engine.wall_ms = lambda: WALL_BASE_MS + int(trio.current_time() * 1000)
 
     async def inline(fn: Any, *args: Any) -> Any:
         await trio.lowlevel.checkpoint()
         return fn(*args)
 
-    engine.offload = inline
-    manager = SessionManager(settings, InProcessProvisioner(home), hooks=engine, store=store)
-    engine.manager = manager
+    sessions = SessionTable()
+    engine = Automation(
+        settings,
+        store,
+        sessions,
+        wall_ms=lambda: WALL_BASE_MS + int(trio.current_time() * 1000),
+        offload=inline,
+    )
+    provisioner = InProcessProvisioner(home)
+    manager = SessionManager(settings, provisioner, hooks=engine, store=store, sessions=sessions)
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(manager.serve)
             await nursery.start(engine.serve)
-            yield Kit(settings, store, engine)
+            yield Kit(settings, store, engine, manager)
             nursery.cancel_scope.cancel()
     finally:
         with trio.CancelScope(shield=True):

@@ -12,21 +12,23 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from ..protocol import messages as m
+from ..procs import now_ms
+from ..protocol import codes
 from ..sessions.hooks import GatewayMethodError
 from ..sessions.session import Session
 from ..store import records
-from .engine import ENQUEUE_WAIT_S, StartWaiter, now_ms
+from . import cron_api, scheduler
+from .engine import ENQUEUE_WAIT_S, StartWaiter
 
 if TYPE_CHECKING:
-    from .engine import Automation
+    from .engine import Engine
 
 
 def required_text(params: dict[str, Any]) -> str:
     """``text``: a non-blank string, else -32602 ``Missing 'text'`` (before any side effect)."""
     text = params.get("text")
     if not isinstance(text, str) or not text.strip():
-        raise GatewayMethodError(m.INVALID_PARAMS, "Missing 'text'")
+        raise GatewayMethodError(codes.INVALID_PARAMS, "Missing 'text'")
     return text
 
 
@@ -41,7 +43,7 @@ def source_of(params: dict[str, Any]) -> tuple[str | None, str | None]:
     return None, None
 
 
-async def target_thread(engine: Automation, session: Session, params: dict[str, Any]) -> str:
+async def target_thread(engine: Engine, session: Session, params: dict[str, Any]) -> str:
     """``target: "main"`` or no ``threadId`` means the main thread; else the stripped id."""
     thread_id = params.get("threadId")
     if params.get("target") == "main" or not isinstance(thread_id, str) or not thread_id.strip():
@@ -49,9 +51,7 @@ async def target_thread(engine: Automation, session: Session, params: dict[str, 
     return thread_id.strip()
 
 
-async def enqueue_input(
-    engine: Automation, session: Session, params: dict[str, Any]
-) -> dict[str, Any]:
+async def enqueue_input(engine: Engine, session: Session, params: dict[str, Any]) -> dict[str, Any]:
     """Run ``text`` as the lane's next turn: now if the lane is idle, else queued, in order."""
     text = required_text(params)
     source = source_of(params)
@@ -68,7 +68,7 @@ async def enqueue_input(
     try:
         followup_id, depth = await engine.store.run(enqueue)
     except records.QueueFull as exc:
-        raise GatewayMethodError(m.QUEUE_FULL, str(exc)) from None
+        raise GatewayMethodError(codes.QUEUE_FULL, str(exc)) from None
     queued = {"ok": True, "threadId": thread_id, "queued": True, "started": False}
     if lane.busy or depth > 1:
         engine.wake_lane(lane)
@@ -101,7 +101,7 @@ async def enqueue_input(
 
 
 async def enqueue_system_event(
-    engine: Automation,
+    engine: Engine,
     session: Session,
     params: dict[str, Any],
     meta: dict[str, Any] | None = None,
@@ -117,20 +117,18 @@ async def enqueue_system_event(
             records.add_event, session.id, thread_id, event, engine.settings.system_events_max
         )
     except records.QueueFull as exc:
-        raise GatewayMethodError(m.QUEUE_FULL, str(exc)) from None
+        raise GatewayMethodError(codes.QUEUE_FULL, str(exc)) from None
     engine.wake_lane(engine.lanes.get(session.id, thread_id))
     return {"ok": True, "event": event, "threadId": thread_id}
 
 
-def request_heartbeat(engine: Automation, session_id: str | None = None) -> dict[str, Any]:
+def request_heartbeat(engine: Engine, session_id: str | None = None) -> dict[str, Any]:
     """Force a heartbeat tick (for one session, or all); it still needs tasks or events."""
-    from . import scheduler
-
     scheduler.force_heartbeat(engine, session_id)
     return {"ok": True}
 
 
-async def call(engine: Automation, session: Session, method: str, params: dict[str, Any]) -> Any:
+async def call(engine: Engine, session: Session, method: str, params: dict[str, Any]) -> Any:
     """Dispatch one ``argus/*`` method of a ``/ws`` client, on its own session."""
     if method == "argus/thread/main/ensure":
         return {"threadId": await engine.ensure_main_thread(session)}
@@ -141,7 +139,5 @@ async def call(engine: Automation, session: Session, method: str, params: dict[s
     if method == "argus/heartbeat/request":
         return request_heartbeat(engine, session.id)
     if method.startswith("argus/cron/"):
-        from . import cron_api
-
         return await cron_api.call(engine, session, method[len("argus/cron/") :], params)
-    raise GatewayMethodError(m.METHOD_NOT_FOUND, f"Method not found: {method}")
+    raise GatewayMethodError(codes.METHOD_NOT_FOUND, f"Method not found: {method}")

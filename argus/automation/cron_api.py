@@ -10,13 +10,14 @@ import datetime as dt
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from ..protocol import messages as m
+from ..protocol import codes
 from ..sessions.hooks import GatewayMethodError
 from ..store import cron_records
+from . import cronspec
 
 if TYPE_CHECKING:
     from ..sessions.session import Session
-    from .engine import Automation
+    from .engine import Engine
 
 
 def _utc(ms: int) -> dt.datetime:
@@ -25,16 +26,12 @@ def _utc(ms: int) -> dt.datetime:
 
 def next_run_ms(job: dict[str, Any], after_ms: int) -> int | None:
     """The job's next run strictly after ``after_ms``; None when it will not run again."""
-    from . import cronspec
-
     when = cronspec.next_run(job, _utc(after_ms))
     return int(when.timestamp() * 1000) if when is not None else None
 
 
 def missed_runs(job: dict[str, Any], scheduled_ms: int | None, now_ms: int) -> int:
     """Runs that fell due during downtime besides the one being fired now."""
-    from . import cronspec
-
     if scheduled_ms is None:
         return 0
     return cronspec.count_missed(job, _utc(scheduled_ms), _utc(now_ms))
@@ -42,15 +39,13 @@ def missed_runs(job: dict[str, Any], scheduled_ms: int | None, now_ms: int) -> i
 
 def validate(body: dict[str, Any], session_id: str) -> dict[str, Any]:
     """A validated job spec, or -32602 with the validator's message."""
-    from . import cronspec
-
     try:
         return cronspec.validate_job({**body, "sessionId": session_id})
     except cronspec.CronValidationError as exc:
-        raise GatewayMethodError(m.INVALID_PARAMS, str(exc)) from None
+        raise GatewayMethodError(codes.INVALID_PARAMS, str(exc)) from None
 
 
-async def add_job(engine: Automation, session_id: str, body: dict[str, Any]) -> dict[str, Any]:
+async def add_job(engine: Engine, session_id: str, body: dict[str, Any]) -> dict[str, Any]:
     """Create or replace a job of ``session_id``; the stored job."""
     spec = validate(body, session_id)
     job_id = spec.pop("jobId", None) or uuid.uuid4().hex[:10]
@@ -60,7 +55,7 @@ async def add_job(engine: Automation, session_id: str, body: dict[str, Any]) -> 
     next_run = next_run_ms(spec, now) if enabled else None
     existing = await engine.store.run(cron_records.get_job, job_id)
     if existing is not None and existing["sessionId"] != session_id:
-        raise GatewayMethodError(m.INVALID_PARAMS, f"Job {job_id} belongs to another session")
+        raise GatewayMethodError(codes.INVALID_PARAMS, f"Job {job_id} belongs to another session")
     job = await engine.store.run(
         cron_records.put_job, job_id, session_id, spec, enabled, next_run, now
     )
@@ -68,19 +63,19 @@ async def add_job(engine: Automation, session_id: str, body: dict[str, Any]) -> 
     return job
 
 
-async def remove_job(engine: Automation, session_id: str | None, job_id: str) -> bool:
+async def remove_job(engine: Engine, session_id: str | None, job_id: str) -> bool:
     """Delete a job (of ``session_id`` when given); whether it existed."""
     removed = await engine.store.run(cron_records.delete_job, job_id, session_id)
     engine.cron_wake.set()
     return removed
 
 
-async def list_jobs(engine: Automation, session_id: str | None) -> list[dict[str, Any]]:
+async def list_jobs(engine: Engine, session_id: str | None) -> list[dict[str, Any]]:
     """Jobs of one session, or of all."""
     return await engine.store.run(cron_records.list_jobs, session_id)
 
 
-async def call(engine: Automation, session: Session, action: str, params: dict[str, Any]) -> Any:
+async def call(engine: Engine, session: Session, action: str, params: dict[str, Any]) -> Any:
     """``argus/cron/list|add|remove|runs`` for the calling session."""
     if action == "list":
         return {"ok": True, "sessionId": session.id, "jobs": await list_jobs(engine, session.id)}
@@ -89,21 +84,21 @@ async def call(engine: Automation, session: Session, action: str, params: dict[s
         return {"ok": True, "sessionId": session.id, "job": job}
     job_id = params.get("jobId")
     if not isinstance(job_id, str) or not job_id.strip():
-        raise GatewayMethodError(m.INVALID_PARAMS, "Missing 'jobId'")
+        raise GatewayMethodError(codes.INVALID_PARAMS, "Missing 'jobId'")
     if action == "remove":
         if not await remove_job(engine, session.id, job_id.strip()):
-            raise GatewayMethodError(m.INVALID_PARAMS, "Job not found")
+            raise GatewayMethodError(codes.INVALID_PARAMS, "Job not found")
         return {"ok": True, "sessionId": session.id, "jobId": job_id.strip()}
     if action == "runs":
         job = await engine.store.run(cron_records.get_job, job_id.strip())
         if job is None or job["sessionId"] != session.id:
-            raise GatewayMethodError(m.INVALID_PARAMS, "Job not found")
+            raise GatewayMethodError(codes.INVALID_PARAMS, "Job not found")
         runs = await engine.store.run(cron_records.list_runs, job_id.strip(), 50)
         return {"ok": True, "jobId": job_id.strip(), "runs": runs}
-    raise GatewayMethodError(m.METHOD_NOT_FOUND, f"Method not found: argus/cron/{action}")
+    raise GatewayMethodError(codes.METHOD_NOT_FOUND, f"Method not found: argus/cron/{action}")
 
 
-def make_cron_provider(engine: Automation) -> Any:
+def make_cron_provider(engine: Engine) -> Any:
     """The MCP ``cron`` tool's backend: one session's jobs (ValueError for a bad request)."""
 
     async def provider(session_id: str, action: str, args: dict[str, Any]) -> dict[str, Any]:

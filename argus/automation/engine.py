@@ -22,28 +22,30 @@ Invariants:
 from __future__ import annotations
 
 import logging
-import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import trio
 
 from ..boundary import contained
 from ..config import Settings
+from ..procs import now_ms
+from ..protocol import codes
 from ..provision.base import ProvisionError
 from ..sessions.hooks import SessionHooks
 from ..sessions.internal_calls import RuntimeCallError
+from ..sessions.manager import SessionTable
 from ..sessions.session import Session, SessionGone
-from ..store import records
+from ..store import cron_records, records
 from ..store.db import Store
-from . import turn_input
+from . import heartbeat, turn_input
 from .lanes import Lane, LaneTable
 
-if TYPE_CHECKING:
-    from ..sessions.manager import SessionManager
-
 log = logging.getLogger(__name__)
+
+Offload = Callable[..., Awaitable[Any]]
 
 START_TIMEOUT_S = 120.0
 ENQUEUE_WAIT_S = 30.0
@@ -51,11 +53,6 @@ BATCH_MAX = 50
 RECENT_STARTS = 256
 START_ERRORS = (RuntimeCallError, SessionGone, ProvisionError, trio.TooSlowError, OSError)
 GATEWAY_KINDS = frozenset({"user", "followup", "heartbeat", "cron"})
-
-
-def now_ms() -> int:
-    """Wall-clock milliseconds (what the store and clients see)."""
-    return int(time.time() * 1000)
 
 
 def backoff_s(failures: int) -> float:
@@ -82,13 +79,29 @@ class Plan:
     events: list[records.SystemEvent]
 
 
-class Automation(SessionHooks):
-    """Lanes, workers and gateway turns for every session of the daemon."""
+class Engine(SessionHooks):
+    """Lanes, workers and gateway turns for every session of the daemon.
 
-    def __init__(self, settings: Settings, store: Store) -> None:
+    The clocks (``scheduler``) and the ``argus/*`` methods (``api``) sit above it and call
+    into it; ``service.Automation`` puts the three together.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        sessions: SessionTable,
+        *,
+        wall_ms: Callable[[], int] = now_ms,
+        offload: Offload = trio.to_thread.run_sync,
+    ) -> None:
+        """``wall_ms`` is the wall clock (tests tie it to the trio clock); ``offload`` runs
+        file reads (project context, HEARTBEAT.md) off the event loop (tests on the
+        autojump clock run them inline, as a wait on a thread would let the clock jump).
+        """
         self.settings = settings
         self.store = store
-        self.manager: SessionManager | None = None
+        self.sessions = sessions
         self.lanes = LaneTable()
         self.loaded: dict[str, tuple[int, set[str]]] = {}
         self.main_locks: dict[str, trio.Lock] = {}
@@ -103,29 +116,20 @@ class Automation(SessionHooks):
         self.heartbeat_wake = trio.Event()
         self.forced_heartbeats: set[str] = set()
         self.cron_wake = trio.Event()
-        self.wall_ms = now_ms  # tests tie it to the trio clock
-        # File reads (project context, HEARTBEAT.md) run here; tests on the autojump clock
-        # run them inline, as a wait on a thread would let the mock clock jump.
-        self.offload: Any = trio.to_thread.run_sync
+        self.wall_ms = wall_ms
+        self.offload = offload
         self.active_hours: Any = None
         if settings.heartbeat_active_hours:
-            from . import heartbeat
-
             self.active_hours = heartbeat.parse_active_hours(settings.heartbeat_active_hours)
         self._nursery: trio.Nursery | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Own the lane workers and the schedulers until cancelled."""
-        from . import scheduler  # the loops live beside, they call back into this object
-
+        """Own the lane workers until cancelled (queued work resumes first)."""
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             await self._recover()
-            nursery.start_soon(scheduler.serve_watchdog, self)
-            nursery.start_soon(scheduler.serve_heartbeat, self)
-            nursery.start_soon(scheduler.serve_cron, self)
             task_status.started()
             await trio.sleep_forever()
 
@@ -145,7 +149,7 @@ class Automation(SessionHooks):
 
     def session(self, session_id: str) -> Session | None:
         """The live session object, if the manager has it."""
-        return self.manager.get(session_id) if self.manager is not None else None
+        return self.sessions.get(session_id)
 
     def spawn(self, fn: Any, *args: Any) -> None:
         """Run a background job under the engine (store writes from synchronous hooks)."""
@@ -205,14 +209,6 @@ class Automation(SessionHooks):
             lane.release()
             self.lanes.lanes.pop((session_id, lane.thread_id), None)
 
-    async def call_gateway_method(
-        self, session: Session, method: str, params: dict[str, Any]
-    ) -> Any:
-        """``argus/*`` methods: see ``api``."""
-        from . import api
-
-        return await api.call(self, session, method, params)
-
     # -- loaded threads ------------------------------------------------------------------
 
     def _mark_loaded(self, session: Session, thread_id: Any) -> None:
@@ -259,7 +255,10 @@ class Automation(SessionHooks):
         thread_id = thread.get("id") if isinstance(thread, dict) else None
         if not isinstance(thread_id, str) or not thread_id.strip():
             raise RuntimeCallError(
-                {"code": -32000, "message": "Invalid thread/start response (missing thread.id)"}
+                {
+                    "code": codes.GATEWAY_ERROR,
+                    "message": "Invalid thread/start response (missing thread.id)",
+                }
             )
         self._mark_loaded(session, thread_id)
         return thread_id
@@ -329,9 +328,7 @@ class Automation(SessionHooks):
         if lane.heartbeat_requested:
             return "heartbeat"
         if any(wakes_heartbeat(e) for e in plan.events):
-            from . import scheduler
-
-            if scheduler.heartbeat_allowed_now(self, lane.session_id):
+            if self.heartbeat_allowed_now(lane.session_id):
                 return "heartbeat"
         return None
 
@@ -488,10 +485,8 @@ class Automation(SessionHooks):
             self.wall_ms(),
         )
         if turn_id is not None and turn_id in self.cron_turns:
-            from . import scheduler
-
             run_id = self.cron_turns.pop(turn_id)
-            self.spawn(scheduler.finish_cron_turn, self, run_id, status, text)
+            self.spawn(self.finish_cron_turn, run_id, status, text)
         if kind in GATEWAY_KINDS and not (kind == "heartbeat" and turn_input.is_heartbeat_ok(text)):
             result = {
                 "threadId": lane.thread_id,
@@ -505,6 +500,13 @@ class Automation(SessionHooks):
             session.note("argus/turn/result", result)
         self.wake_lane(lane)
 
+    async def finish_cron_turn(self, run_id: str, status: Any, text: str) -> None:
+        """Record how an isolated cron turn ended."""
+        outcome = {"completed": "success", "interrupted": "canceled", "failed": "error"}.get(
+            status if isinstance(status, str) else "", "unknown"
+        )
+        await self.store.run(cron_records.finish_run, run_id, outcome, self.wall_ms())
+
     # -- failures ------------------------------------------------------------------------
 
     def note_session_failure(self, session_id: str, what: str, error: str) -> None:
@@ -515,6 +517,13 @@ class Automation(SessionHooks):
         log.warning(
             "%s failed for session %s; backing off %ss: %s", what, session_id, int(delay), error
         )
+
+    def heartbeat_allowed_now(self, session_id: str) -> bool:
+        """Inside the active hours and not backed off."""
+        if self.backed_off(session_id):
+            return False
+        window = self.active_hours
+        return window is None or heartbeat.within_active_hours(window, self.wall_ms())
 
     def backed_off(self, session_id: str) -> bool:
         """Whether the session is inside a failure backoff."""

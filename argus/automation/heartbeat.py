@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .prompts import HEARTBEAT_FILE, strip_front_matter
+from ..workspace import HEARTBEAT_FILE, strip_front_matter
 
 HEARTBEAT_OK = "HEARTBEAT_OK"
 _HEADER = re.compile(r"^#+(\s|$)")

@@ -21,14 +21,16 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from ..protocol import codes
 from ..sessions.internal_calls import RuntimeCallError
 from ..store import cron_records, records
-from . import cron_api
+from . import cron_api, turn_input
+from . import heartbeat as hb
 from .engine import START_ERRORS, backoff_s
 
 if TYPE_CHECKING:
     from ..sessions.session import Session
-    from .engine import Automation
+    from .engine import Engine
     from .lanes import Lane
 
 log = logging.getLogger(__name__)
@@ -44,7 +46,7 @@ MAX_CRON_TURNS = 10_000
 # -- watchdog ------------------------------------------------------------------------------
 
 
-async def serve_watchdog(engine: Automation) -> None:
+async def serve_watchdog(engine: Engine) -> None:
     """Free lanes whose turn went silent; also prune idle lanes."""
     stall = engine.settings.turn_stall_s
     period = max(0.05, min(stall / 4, 5.0))
@@ -57,7 +59,7 @@ async def serve_watchdog(engine: Automation) -> None:
         engine.lanes.prune()
 
 
-def stalled(engine: Automation, lane: Lane, idle_s: float) -> None:
+def stalled(engine: Engine, lane: Lane, idle_s: float) -> None:
     """Interrupt a silent turn, free its lane and tell the clients."""
     turn_id, kind = lane.active_turn_id, lane.kind
     log.warning(
@@ -101,23 +103,13 @@ async def _interrupt(session: Session, thread_id: str, turn_id: str) -> None:
 # -- heartbeat -----------------------------------------------------------------------------
 
 
-def force_heartbeat(engine: Automation, session_id: str | None) -> None:
+def force_heartbeat(engine: Engine, session_id: str | None) -> None:
     """Run the heartbeat tick now, ignoring the interval (for one session or all)."""
     engine.forced_heartbeats.add(session_id or "*")
     engine.heartbeat_wake.set()
 
 
-def heartbeat_allowed_now(engine: Automation, session_id: str) -> bool:
-    """Inside the active hours and not backed off."""
-    from . import heartbeat as hb
-
-    if engine.backed_off(session_id):
-        return False
-    window = engine.active_hours
-    return window is None or hb.within_active_hours(window, engine.wall_ms())
-
-
-async def serve_heartbeat(engine: Automation) -> None:
+async def serve_heartbeat(engine: Engine) -> None:
     """Tick every ``HEARTBEAT_TICK_S`` (or when woken), start due heartbeats."""
     while True:
         with trio.move_on_after(min(HEARTBEAT_TICK_S, engine.settings.heartbeat_interval_s)):
@@ -131,10 +123,8 @@ async def serve_heartbeat(engine: Automation) -> None:
             await trio.sleep(2.0)
 
 
-async def heartbeat_tick(engine: Automation, forced: set[str]) -> int:
+async def heartbeat_tick(engine: Engine, forced: set[str]) -> int:
     """Request heartbeat turns where due; how many were requested."""
-    from . import heartbeat as hb
-
     started = 0
     now = trio.current_time()
     for row in await engine.store.run(records.list_sessions):
@@ -146,7 +136,7 @@ async def heartbeat_tick(engine: Automation, forced: set[str]) -> int:
         if session is None or not main:
             continue
         is_forced = "*" in forced or session_id in forced
-        if not is_forced and not heartbeat_allowed_now(engine, session_id):
+        if not is_forced and not engine.heartbeat_allowed_now(session_id):
             continue
         lane = engine.lanes.get(session_id, main)
         if lane.busy or lane.heartbeat_requested:
@@ -171,7 +161,7 @@ async def heartbeat_tick(engine: Automation, forced: set[str]) -> int:
 # -- cron ----------------------------------------------------------------------------------
 
 
-async def serve_cron(engine: Automation) -> None:
+async def serve_cron(engine: Engine) -> None:
     """Run due jobs, then sleep until the next one (or until a job changes)."""
     while True:
         try:
@@ -184,7 +174,7 @@ async def serve_cron(engine: Automation) -> None:
         engine.cron_wake = trio.Event()
 
 
-async def cron_tick(engine: Automation) -> float:
+async def cron_tick(engine: Engine) -> float:
     """Fire every due job once; seconds until the next one is due."""
     now = engine.wall_ms()
     next_due: int | None = None
@@ -208,7 +198,7 @@ async def cron_tick(engine: Automation) -> float:
     return min(CRON_MAX_SLEEP_S, max(CRON_MIN_SLEEP_S, (next_due - now) / 1000))
 
 
-async def run_job(engine: Automation, job: dict[str, Any], now: int) -> None:
+async def run_job(engine: Engine, job: dict[str, Any], now: int) -> None:
     """One run of a due job (missed runs during downtime collapse into it)."""
     session = engine.session(job["sessionId"])
     job_id = job["jobId"]
@@ -225,7 +215,7 @@ async def run_job(engine: Automation, job: dict[str, Any], now: int) -> None:
     recorded = False
     try:
         if session is None:
-            raise RuntimeCallError({"code": -32000, "message": "Session not found"})
+            raise RuntimeCallError({"code": codes.GATEWAY_ERROR, "message": "Session not found"})
         if job.get("mode") == "turn":
             run["status"] = "starting"
             await engine.store.run(cron_records.record_run, job_id, run, now, next_run, None, keep)
@@ -262,10 +252,8 @@ async def run_job(engine: Automation, job: dict[str, Any], now: int) -> None:
 
 
 async def _start_isolated_turn(
-    engine: Automation, session: Session, job: dict[str, Any], run: dict[str, Any]
+    engine: Engine, session: Session, job: dict[str, Any], run: dict[str, Any]
 ) -> None:
-    from . import turn_input
-
     thread_id = await engine.start_thread(session)
     lane = engine.lanes.get(session.id, thread_id)
     lane.start("cron")
@@ -293,11 +281,3 @@ async def _start_isolated_turn(
         thread_id,
         turn_id if isinstance(turn_id, str) else None,
     )
-
-
-async def finish_cron_turn(engine: Automation, run_id: str, status: Any, text: str) -> None:
-    """Record how an isolated cron turn ended."""
-    outcome = {"completed": "success", "interrupted": "canceled", "failed": "error"}.get(
-        status if isinstance(status, str) else "", "unknown"
-    )
-    await engine.store.run(cron_records.finish_run, run_id, outcome, engine.wall_ms())

@@ -13,10 +13,13 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from ..store.records import SystemEvent
+from ..workspace import bootstrap_templates
+from . import heartbeat as hb
+from . import prompts
 
 if TYPE_CHECKING:
     from ..sessions.session import Session
-    from .engine import Automation
+    from .engine import Engine
 
 MAX_EVENTS_PER_TURN = 20
 
@@ -76,15 +79,13 @@ def assemble(context: str, text: str, events: list[SystemEvent], *, heartbeat: b
     return "\n\n".join(b for b in blocks if b.strip()).strip()
 
 
-def read_context(engine: Automation, session: Session, *, heartbeat: bool) -> str:
+def read_context(engine: Engine, session: Session, *, heartbeat: bool) -> str:
     """The ``# Project Context`` block from the session's workspace (blocking)."""
-    from . import prompts
-
     workspace = session.workspace_path()
     if workspace is None:
         return ""
     if session.id not in engine.bootstrapped:
-        prompts.bootstrap_templates(workspace)
+        bootstrap_templates(workspace)
         engine.bootstrapped.add(session.id)
     return (
         prompts.read_project_context(
@@ -98,7 +99,7 @@ def read_context(engine: Automation, session: Session, *, heartbeat: bool) -> st
 
 
 async def build(
-    engine: Automation,
+    engine: Engine,
     session: Session,
     text: str,
     events: list[SystemEvent],
@@ -113,6 +114,4 @@ async def build(
 
 def is_heartbeat_ok(text: str) -> bool:
     """A heartbeat reply that only acknowledges (``HEARTBEAT_OK``) is not delivered."""
-    from . import heartbeat as hb
-
     return hb.is_heartbeat_ok(text)

@@ -1,5 +1,6 @@
-"""The runtime bridge: one long-lived runtime behind a numbered, replayable stream.
+"""The ``argus bridge`` program: one long-lived runtime behind a numbered, replayable stream.
 
-``protocol`` (sans-IO framing), ``server`` (the ``argus bridge`` process that owns the
-runtime), ``client`` (the gateway's ``Runtime`` over a bridge connection).
+``server`` is the program. Its wire format is ``argus.protocol.bridge`` and the gateway's
+side of a connection is ``argus.provision.bridge_runtime``: the program imports only
+Argus's leaves (protocol, procs, workspace), never the gateway.
 """

@@ -38,10 +38,10 @@ from typing import Any
 
 import trio
 
+from ..procs import ByteTail, exit_code_and_signal, read_chunks, stop_process, supervise
+from ..protocol import bridge as p
 from ..protocol.framing import LineSplitter, OversizedLine
-from ..provision.local import stop_process
-from ..provision.nodehost import supervise
-from . import protocol as p
+from ..workspace import bootstrap_templates
 
 log = logging.getLogger("argus.bridge")
 
@@ -102,7 +102,7 @@ class Bridge:
         self.wake = trio.Event()  # the runtime exited, or a stop was asked for
         self.init_id: Any = None
         self.init_result: Any = None
-        self.stderr_tail = bytearray()
+        self.stderr_tail = ByteTail(STDERR_TAIL)
 
     # -- runtime ---------------------------------------------------------------------------
 
@@ -166,10 +166,8 @@ class Bridge:
                 if not data:
                     break
             rc = await process.wait()
-        code, sig = (None, -rc) if rc < 0 else (rc, None)
-        if sig is None and rc > 128 and rc - 128 < signal.NSIG:
-            sig = rc - 128
-        tail = bytes(self.stderr_tail).decode("utf-8", "replace")
+        code, sig = exit_code_and_signal(rc)
+        tail = self.stderr_tail.text()
         self.exit = {"code": code, "signal": sig, "stderrTail": tail}
         log.info("runtime exited code=%s signal=%s", code, sig)
         await self._send(p.json_frame(p.EXIT, self.exit))
@@ -201,15 +199,8 @@ class Bridge:
         out = await trio.to_thread.run_sync(lambda: open(path, "ab")) if path else None
         written = 0
         try:
-            while True:
-                try:
-                    data = await stream.receive_some(65536)
-                except (trio.BrokenResourceError, trio.ClosedResourceError):
-                    return
-                if not data:
-                    return
-                self.stderr_tail += data
-                del self.stderr_tail[:-STDERR_TAIL]
+            async for data in read_chunks(stream):
+                self.stderr_tail.feed(data)
                 if out is not None:
                     if written + len(data) > STDERR_LOG_CAP:
                         await trio.to_thread.run_sync(out.truncate, 0)
@@ -446,8 +437,6 @@ def main(argv: list[str] | None = None) -> int:
     if os.getpgrp() != os.getpid():
         os.setsid()  # its own process group: stopping it never reaches whoever started it
     if options.bootstrap_workspace:
-        from ..automation.prompts import bootstrap_templates
-
         bootstrap_templates(Path(options.bootstrap_workspace))
     bridge = Bridge(options)
     bridge.write_pid_file()

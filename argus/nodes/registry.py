@@ -17,13 +17,14 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import trio
+
+from ..procs import now_ms
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +55,8 @@ class NodeConnection:
     ip: str | None = None
     session_id: str | None = None  # set for a runtime node authenticated by a session token
     conn_id: int = field(default_factory=lambda: next(_conn_ids))
-    connected_at_ms: int = field(default_factory=lambda: int(time.time() * 1000))
-    last_seen_ms: int = field(default_factory=lambda: int(time.time() * 1000))
+    connected_at_ms: int = field(default_factory=now_ms)
+    last_seen_ms: int = field(default_factory=now_ms)
     replaced: trio.Event = field(default_factory=trio.Event)
 
     def describe(self) -> dict[str, Any]:

@@ -22,8 +22,8 @@ import fnmatch
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..tokens import session_of_token
-from ..web import auth
+from .. import auth
+from ..auth import session_of_token
 
 RUNTIME_PREFIX = "runtime:"
 

@@ -14,17 +14,7 @@ from typing import Any
 
 import orjson
 
-# JSON-RPC error codes used by the gateway itself. The standard ones keep their meaning;
-# the -3200x range is ours and documented in docs/client-guide.md.
-PARSE_ERROR = -32700
-INVALID_REQUEST = -32600
-METHOD_NOT_FOUND = -32601
-INVALID_PARAMS = -32602
-INTERNAL_ERROR = -32603
-GATEWAY_ERROR = -32000
-RUNTIME_EXITED = -32001
-TOO_MANY_REQUESTS = -32002
-QUEUE_FULL = -32003  # a follow-up or system-event queue is at its bound; nothing was added
+from .codes import INVALID_REQUEST, PARSE_ERROR
 
 # Streaming deltas that may be coalesced for a lagging client: deltas of one item are
 # concatenated by every client anyway, so joining them changes no rendered text.
@@ -56,6 +46,14 @@ class Kind(Enum):
     OTHER = "other"
 
 
+_REQUEST, _RESPONSE, _NOTIFICATION, _OTHER = (
+    Kind.REQUEST,
+    Kind.RESPONSE,
+    Kind.NOTIFICATION,
+    Kind.OTHER,
+)
+
+
 def dumps(obj: Any) -> str:
     """Compact, single-line JSON: safe to write as one JSONL line.
 
@@ -69,18 +67,20 @@ def dumps(obj: Any) -> str:
 
 
 def classify(obj: Any) -> Kind:
-    """Classify an already-parsed JSON value."""
+    """Classify an already-parsed JSON value: the one classification the session routes by.
+
+    A request has an ``id`` and a string ``method``; a response an ``id`` and no
+    ``method``; a notification a string ``method`` and no ``id``; anything else is noise.
+    Called once per runtime line, so it is written for speed (type checks, no isinstance).
+    """
     if type(obj) is not dict:
-        return Kind.OTHER
-    has_id = "id" in obj
+        return _OTHER
     method = obj.get("method")
-    if has_id and isinstance(method, str):
-        return Kind.REQUEST
-    if has_id and "method" not in obj:
-        return Kind.RESPONSE
-    if isinstance(method, str):
-        return Kind.NOTIFICATION
-    return Kind.OTHER
+    if "id" in obj:
+        if type(method) is str:
+            return _REQUEST
+        return _RESPONSE if "method" not in obj else _OTHER
+    return _NOTIFICATION if type(method) is str else _OTHER
 
 
 def parse(text: str) -> Any:

@@ -10,8 +10,9 @@ context, so cancelling the session stops the runtime with it.
 from __future__ import annotations
 
 import abc
-import collections
 import logging
+import os
+import shutil
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,13 @@ from typing import Any
 
 import trio
 
+from ..auth import derive_session_token
+from ..config import Settings
+from ..protocol.framing import LineSplitter, OversizedLine
+
 log = logging.getLogger(__name__)
+
+READ_CHUNK = 128 * 1024  # runtime output read at a time
 
 
 class ProvisionError(Exception):
@@ -36,10 +43,16 @@ class ExitStatus:
 
 
 class Runtime(abc.ABC):
-    """One running runtime: a JSONL byte stream plus a way to learn how it ended."""
+    """One running runtime: a JSONL byte stream plus a way to learn how it ended.
+
+    This is everything a session uses of a runtime. Stream runtimes (a child process, a
+    TCP connection) implement the three byte-level methods; ``receive_lines`` splits their
+    output into lines, once. A runtime behind a bridge is a ``NumberedRuntime``.
+    """
 
     #: Shown in ``GET /sessions`` (``pid`` for local, ``containerId``/``name`` for docker).
     info: dict[str, Any]
+    _splitter: LineSplitter | None = None
 
     @abc.abstractmethod
     async def receive_some(self, max_bytes: int) -> bytes:
@@ -53,13 +66,63 @@ class Runtime(abc.ABC):
     async def wait_exit(self) -> ExitStatus:
         """Wait for the runtime to end, after its output reached EOF."""
 
+    async def receive_lines(self, line_limit: int) -> list[bytes | OversizedLine]:
+        """The next whole output lines (at least one), or ``[]`` at EOF.
+
+        A line longer than ``line_limit`` comes as an ``OversizedLine`` marker instead; a
+        final line without a newline still counts.
+        """
+        splitter = self._splitter
+        if splitter is None:
+            splitter = self._splitter = LineSplitter(line_limit)
+        while True:
+            data = await self.receive_some(READ_CHUNK)
+            if not data:
+                return splitter.close()
+            lines = splitter.feed(data)
+            if lines:
+                return lines
+
+    def keep_running_on_close(self) -> None:
+        """Leave the runtime running when its connection closes (a gateway shutdown).
+
+        Only a runtime that outlives its connection (behind a bridge) can; a plain child
+        process stops with its connection whatever this says, so the default does nothing.
+        """
+        return
+
+
+class NumberedRuntime(Runtime):
+    """A runtime behind ``argus bridge``: its lines carry numbers that outlive the gateway.
+
+    A session's ``seq`` is then ``base + line number``, the same before and after a gateway
+    restart (``sessions/numbered.py`` aligns the replay log). The bridge also numbers the
+    gateway's own notes into the stream (``send_note``), and caches the ``initialize``
+    result so a new gateway does not send a second one.
+    """
+
+    instance: str | None
+    generation: int | None  # this connection's number at the bridge: the request-id epoch
+    base: int
+    first: int
+    head: int
+    initialize_result: Any
+
+    @abc.abstractmethod
+    async def hello(self, since: int, base: int, instance: str | None = None) -> None:
+        """Authenticate and learn the numbering (``instance``, ``base``, ``first``, ``head``)."""
+
+    @abc.abstractmethod
+    async def send_note(self, line: bytes) -> bool:
+        """Have a gateway note numbered into the stream; whether it was sent."""
+
 
 @dataclass(frozen=True)
 class GatewayLink:
     """How a runtime reaches the gateway back: its URL and the key session tokens derive from.
 
     Set by the daemon once HTTP is bound. A runtime gets only its session's derived token
-    (``argus.tokens``), never the admin token.
+    (``argus.auth``), never the admin token.
     """
 
     http_url: str
@@ -67,8 +130,6 @@ class GatewayLink:
 
     def session_env(self, session_id: str) -> dict[str, str]:
         """What a session's runtime and node-host need to call the gateway back."""
-        from ..tokens import derive_session_token
-
         token = derive_session_token(self.secret, session_id)
         ws_url = "ws" + self.http_url[len("http") :]
         return {
@@ -83,6 +144,7 @@ class Provisioner(abc.ABC):
     """Starts runtimes for sessions. One instance per daemon; ``mode`` names it."""
 
     mode: str
+    settings: Settings
     gateway: GatewayLink | None = None
 
     @abc.abstractmethod
@@ -104,9 +166,7 @@ class Provisioner(abc.ABC):
     async def destroy(self, session_id: str, purge: bool) -> None:
         """Remove what the session left (a container); its home too with ``purge``."""
         if purge:
-            import shutil
-
-            home = self.settings.home_host_path / "sessions" / session_id  # type: ignore[attr-defined]
+            home = self.settings.home_host_path / "sessions" / session_id
             await trio.to_thread.run_sync(shutil.rmtree, home, True)
 
     async def collect_orphans(self, session_ids: list[str]) -> list[str]:
@@ -122,59 +182,17 @@ class Provisioner(abc.ABC):
         return None, None
 
 
-class StderrTail:
-    """Keeps the last ``max_bytes`` of a runtime's stderr and logs it with a size cap.
+def runtime_environment(
+    session_id: str, home: Path, link: GatewayLink | None = None
+) -> dict[str, str]:
+    """A runtime's environment: the daemon's, minus every ARGUS_* secret, plus its own.
 
-    Stderr never enters the JSON stream. It is logged line by line (each line truncated)
-    until ``log_budget`` bytes have been logged, then only the tail is kept, so a chatty
-    runtime cannot flood the daemon's log or memory.
+    With a gateway link it also gets the session's own token and where to use it
+    (``ARGUS_MCP_URL``/``ARGUS_MCP_TOKEN`` for an MCP client such as codex).
     """
-
-    LINE_LOG_MAX = 500
-
-    def __init__(self, session_id: str, max_bytes: int, log_budget: int = 256 * 1024) -> None:
-        self.session_id = session_id
-        self.max_bytes = max_bytes
-        self._chunks: collections.deque[bytes] = collections.deque()
-        self._size = 0
-        self._log_budget = log_budget
-        self._partial = b""
-        self.eof = trio.Event()
-
-    def feed(self, data: bytes) -> None:
-        """Record a chunk of stderr."""
-        self._chunks.append(data)
-        self._size += len(data)
-        while self._size - len(self._chunks[0]) >= self.max_bytes:
-            self._size -= len(self._chunks.popleft())
-        if self._log_budget <= 0:
-            return
-        lines = (self._partial + data).split(b"\n")
-        self._partial = lines.pop()[-self.LINE_LOG_MAX :]
-        for raw in lines:
-            if self._log_budget <= 0:
-                log.info("runtime stderr: further lines not logged session=%s", self.session_id)
-                break
-            text = raw[: self.LINE_LOG_MAX].decode("utf-8", "replace").rstrip()
-            self._log_budget -= len(text) + 1
-            log.info("runtime stderr session=%s: %s", self.session_id, text)
-
-    def text(self) -> str:
-        """The retained tail, decoded."""
-        data = b"".join(self._chunks)[-self.max_bytes :]
-        return data.decode("utf-8", "replace")
-
-
-async def drain_into(stream: trio.abc.ReceiveStream, tail: StderrTail) -> None:
-    """Read a stream to EOF into ``tail`` (a full stderr pipe would block the runtime)."""
-    try:
-        while True:
-            try:
-                data = await stream.receive_some(65536)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                return
-            if not data:
-                return
-            tail.feed(data)
-    finally:
-        tail.eof.set()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ARGUS_")}
+    env["HOME"] = str(home)
+    env["ARGUS_SESSION_ID"] = session_id
+    if link is not None:
+        env.update(link.session_env(session_id))
+    return env

@@ -9,7 +9,7 @@ meanwhile. The bridge also supervises the session's node-host, so the runtime no
 as long as the runtime.
 
 Closing the runtime (the session's nursery ends) stops the bridge on ``DELETE`` or a
-runtime exit, and leaves it running on a gateway shutdown (``stop_on_close = False``).
+runtime exit, and leaves it running on a gateway shutdown (``keep_running_on_close``).
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from ..bridge.client import BridgeRuntime
-from .base import ProvisionError, Runtime
+from .base import ProvisionError, Runtime, runtime_environment
+from .bridge_runtime import BridgeRuntime
 
 if TYPE_CHECKING:
     from .local import LocalProvisioner
@@ -122,8 +122,6 @@ def bridge_command(provisioner: LocalProvisioner, session_id: str) -> list[str]:
 
 async def _spawn(provisioner: LocalProvisioner, session_id: str, token: str) -> int | None:
     """Start the bridge detached; its pid (to notice an early exit), if the shell said."""
-    from .local import runtime_environment
-
     home = provisioner.session_home(session_id)
     workspace = provisioner.workspace(session_id)[0]
     assert workspace is not None and provisioner.gateway is not None

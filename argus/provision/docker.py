@@ -29,9 +29,9 @@ from typing import Any
 
 import trio
 
-from ..bridge.client import BridgeRuntime
 from ..config import Settings
-from .base import Provisioner, ProvisionError, Runtime
+from .base import GatewayLink, Provisioner, ProvisionError, Runtime
+from .bridge_runtime import BridgeRuntime
 
 log = logging.getLogger(__name__)
 
@@ -116,8 +116,6 @@ class DockerProvisioner(Provisioner):
             env["ARGUS_RUNTIME_CMD"] = self.settings.runtime_cmd
         url = self.settings.docker_gateway_url
         if url:
-            from .base import GatewayLink
-
             env.update(GatewayLink(url.rstrip("/"), self.gateway.secret).session_env(session_id))
             env["ARGUS_NODE_TOKEN"] = token
         return env

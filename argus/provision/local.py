@@ -13,9 +13,7 @@ daemon is removed before the session's own (``ARGUS_SESSION_ID``) are added.
 from __future__ import annotations
 
 import logging
-import os
 import shlex
-import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -25,16 +23,16 @@ from pathlib import Path
 import trio
 
 from ..config import Settings
+from ..procs import StderrTail, drain_into, exit_code_and_signal, stop_process, supervise
 from .base import (
     ExitStatus,
     GatewayLink,
     Provisioner,
     ProvisionError,
     Runtime,
-    StderrTail,
-    drain_into,
+    runtime_environment,
 )
-from .nodehost import supervise
+from .bridged import bridge_is_live, open_bridged_runtime
 
 log = logging.getLogger(__name__)
 
@@ -42,22 +40,6 @@ log = logging.getLogger(__name__)
 def demo_runtime_command() -> str:
     """The command line of the bundled demo runtime, used when ARGUS_RUNTIME_CMD is unset."""
     return f"{shlex.quote(sys.executable)} -m argus.demo_runtime"
-
-
-def runtime_environment(
-    session_id: str, home: Path, link: GatewayLink | None = None
-) -> dict[str, str]:
-    """The child's environment: the daemon's, minus every ARGUS_* secret, plus its own.
-
-    With a gateway link it also gets the session's own token and where to use it
-    (``ARGUS_MCP_URL``/``ARGUS_MCP_TOKEN`` for an MCP client such as codex).
-    """
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ARGUS_")}
-    env["HOME"] = str(home)
-    env["ARGUS_SESSION_ID"] = session_id
-    if link is not None:
-        env.update(link.session_env(session_id))
-    return env
 
 
 def node_host_command(session_id: str, state_dir: Path) -> list[str]:
@@ -126,35 +108,8 @@ class LocalRuntime(Runtime):
         rc = await self.process.wait()
         with trio.move_on_after(1.0):
             await self.tail.eof.wait()  # the last stderr lines explain the exit
-        code, sig = (None, -rc) if rc < 0 else (rc, None)
-        if sig is None and rc > 128 and rc - 128 < signal.NSIG:
-            # `sh -c` reports a child killed by signal N as 128+N.
-            sig = rc - 128
+        code, sig = exit_code_and_signal(rc)
         return ExitStatus(code=code, signal=sig, stderr_tail=self.tail.text())
-
-
-async def stop_process(process: trio.Process, timeout: float) -> None:
-    """Close stdin, then SIGTERM, then SIGKILL the process group, each step bounded.
-
-    A process without a stdin pipe (the node-host) has no polite first step: it gets
-    SIGTERM at once.
-    """
-    if process.returncode is not None:
-        return
-    if process.stdin is not None:
-        with trio.move_on_after(timeout / 5):
-            await process.stdin.aclose()
-        with trio.move_on_after(timeout):
-            await process.wait()
-            return
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(process.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            process.send_signal(sig)
-        with trio.move_on_after(timeout):
-            await process.wait()
-            return
 
 
 class LocalProvisioner(Provisioner):
@@ -185,8 +140,6 @@ class LocalProvisioner(Provisioner):
     async def open_runtime(self, session_id: str) -> AsyncIterator[Runtime]:
         """The session's runtime: under a detached bridge, or a plain child process."""
         if self.settings.local_detach and self.gateway is not None:
-            from .bridged import open_bridged_runtime
-
             async with open_bridged_runtime(self, session_id) as runtime:
                 yield runtime
             return
@@ -197,8 +150,6 @@ class LocalProvisioner(Provisioner):
         """Sessions whose detached bridge is still running (to re-adopt at start-up)."""
         if not self.settings.local_detach:
             return []
-        from .bridged import bridge_is_live
-
         return [sid for sid in session_ids if await bridge_is_live(self, sid)]
 
     async def destroy(self, session_id: str, purge: bool) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..protocol import messages as m
+from ..protocol import codes
 
 if TYPE_CHECKING:
     from .session import Session
@@ -48,11 +48,15 @@ class SessionHooks:
     def on_session_deleted(self, session_id: str) -> None:
         """The session was deleted for good (``DELETE /sessions/{id}``)."""
 
+    def session_busy(self, session_id: str) -> bool:
+        """Whether a turn runs in the session (the idle reaper leaves busy runtimes alone)."""
+        return False
+
     async def call_gateway_method(
         self, session: Session, method: str, params: dict[str, Any]
     ) -> Any:
         """Serve ``argus/<name>``; raise ``GatewayMethodError`` to answer with an error."""
-        raise GatewayMethodError(m.METHOD_NOT_FOUND, f"Method not found: {method}")
+        raise GatewayMethodError(codes.METHOD_NOT_FOUND, f"Method not found: {method}")
 
 
 NO_HOOKS = SessionHooks()

@@ -15,7 +15,7 @@ import trio
 
 from ..protocol import messages as m
 from ..protocol.handshake import Decision, HandshakeState
-from .connection import HandshakeWaiter, Inflight, InternalCall, RuntimeConnection
+from .connection import HandshakeWaiter, InternalCall, RuntimeConnection
 
 CLIENT_INFO = {"name": "argus_gateway", "title": "Argus Gateway", "version": "0.1.0"}
 
@@ -36,14 +36,13 @@ async def call_runtime(
     """One request as the gateway itself; its result, or ``RuntimeCallError``."""
     await ensure_initialized(conn, send_line, timeout)
     call = InternalCall()
-    upstream_id = conn.next_upstream_id()
-    conn.inflight[upstream_id] = Inflight(None, None, method, call)
+    upstream_id = conn.requests.add(call, None, method)
     try:
         await send_line(conn, m.dumps({"id": upstream_id, "method": method, "params": params}))
         with trio.fail_after(timeout):
             await call.done.wait()
     finally:
-        conn.inflight.pop(upstream_id, None)
+        conn.requests.cancel(upstream_id)
     if call.error is not None:
         raise RuntimeCallError(call.error)
     return call.result
@@ -54,11 +53,9 @@ async def ensure_initialized(conn: RuntimeConnection, send_line: SendLine, timeo
     handshake = conn.handshake
     if handshake.state is not HandshakeState.READY:
         call = InternalCall()
-        decision = handshake.on_initialize(HandshakeWaiter(None, None, call))
+        decision = handshake.on_initialize(HandshakeWaiter(call, None))
         if decision is Decision.FORWARD:
-            upstream_id = conn.next_upstream_id()
-            conn.initialize_id = upstream_id
-            conn.inflight[upstream_id] = Inflight(None, None, "initialize", call)
+            upstream_id = conn.requests.add(call, None, "initialize", initialize=True)
             request = {
                 "id": upstream_id,
                 "method": "initialize",

@@ -17,11 +17,13 @@ import trio
 
 from ..boundary import contained
 from ..config import Settings
+from ..procs import now_ms
+from ..protocol import codes
 from ..provision.base import Provisioner, ProvisionError
 from ..store import records
 from ..store.db import Store
 from .hooks import NO_HOOKS, SessionHooks
-from .session import Session, SessionGone, now_ms
+from .session import Session, SessionGone
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,16 @@ def valid_session_id(value: str) -> bool:
     return bool(SESSION_ID_RE.match(value))
 
 
+class SessionTable(dict[str, Session]):
+    """The live sessions by id: written by the manager, read by whoever needs a lookup.
+
+    Why a table of its own: the manager calls automation (its ``SessionHooks``) and
+    automation looks sessions up by id. Both get this one table through their
+    constructors, so neither needs the other wired in after construction. Its size is
+    bounded by the manager (ARGUS_MAX_SESSIONS).
+    """
+
+
 class SessionManager:
     """Creates, finds and stops sessions."""
 
@@ -46,13 +58,13 @@ class SessionManager:
         provisioner: Provisioner,
         hooks: SessionHooks = NO_HOOKS,
         store: Store | None = None,
+        sessions: SessionTable | None = None,
     ) -> None:
         self.settings = settings
         self.provisioner = provisioner
         self.hooks = hooks
         self.store = store
-        self.is_busy: Any = lambda session_id: False  # automation: a turn is running
-        self.sessions: dict[str, Session] = {}
+        self.sessions = sessions if sessions is not None else SessionTable()
         self._nursery: trio.Nursery | None = None
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -134,20 +146,25 @@ class SessionManager:
 
     async def serve_idle_reaper(self) -> None:
         """Stop (not remove) runtimes with no client and no turn for ARGUS_SESSION_IDLE_S."""
-        idle_ms = self.settings.session_idle_s * 1000
+        idle_ms = self.settings.session_idle_s * codes.CLOSE_NORMAL
         while True:
             await trio.sleep(max(0.5, min(30.0, self.settings.session_idle_s / 4)))
             now = now_ms()
             for session in list(self.sessions.values()):
                 if session.state != "running" or session.subscribers:
                     continue
-                if now - session.last_active_ms < idle_ms or self.is_busy(session.id):
+                if now - session.last_active_ms < idle_ms or self.hooks.session_busy(session.id):
                     continue
                 log.info("stopping idle runtime session=%s", session.id)
                 session.stop_runtime()
 
     async def delete(
-        self, session_id: str, *, code: int = 1001, reason: str = "", purge: bool = False
+        self,
+        session_id: str,
+        *,
+        code: int = codes.CLOSE_GOING_AWAY,
+        reason: str = "",
+        purge: bool = False,
     ) -> bool:
         """Stop a session's runtime, close its clients with ``code`` and forget it."""
         session = self.sessions.pop(session_id, None)
@@ -175,7 +192,7 @@ class SessionManager:
         sessions = list(self.sessions.values())
         self.sessions.clear()
         for session in sessions:
-            session.stop(1001, reason, keep_runtime=True)
+            session.stop(codes.CLOSE_GOING_AWAY, reason, keep_runtime=True)
         for session in sessions:
             await session.finished.wait()
 
@@ -186,4 +203,4 @@ class SessionManager:
         return entries
 
 
-__all__ = ["SessionGone", "SessionManager", "TooManySessions", "valid_session_id"]
+__all__ = ["SessionGone", "SessionManager", "SessionTable", "TooManySessions", "valid_session_id"]

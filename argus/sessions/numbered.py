@@ -20,9 +20,11 @@ a client attaching with ``since`` gets everything.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from .connection import RuntimeConnection, UpstreamIds, bridged_epoch
+from ..protocol.requests import UpstreamIds, bridged_epoch
+from ..provision.base import NumberedRuntime
+from .connection import RuntimeConnection
 
 if TYPE_CHECKING:
     from .session import Session
@@ -30,7 +32,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-async def adopt(session: Session, runtime: Any, conn: RuntimeConnection) -> int:
+async def adopt(session: Session, runtime: NumberedRuntime, conn: RuntimeConnection) -> int:
     """Handshake with the bridge and align the replay log; returns the backlog's last seq."""
     replay = session.replay
     known = session.bridge_instance
@@ -48,7 +50,7 @@ async def adopt(session: Session, runtime: Any, conn: RuntimeConnection) -> int:
                 )
             replay.restart_at(start)
     session.bridge_instance, session.bridge_base = runtime.instance, runtime.base
-    conn.ids = UpstreamIds(bridged_epoch(runtime.generation))
+    conn.requests.ids = UpstreamIds(bridged_epoch(runtime.generation))
     if runtime.initialize_result is not None:
         conn.handshake.prime(runtime.initialize_result)
     return runtime.base + runtime.head

@@ -13,7 +13,7 @@ Routing, in short (docs/architecture.md has the full picture):
 * runtime requests (approvals) go to the turn's owner, else the request handler, else any
   client; they stay pending until answered or resolved, and every client that attaches
   while they are pending gets them too;
-* client requests get ids unique per runtime connection (``connection.UpstreamIds``: an
+* client requests get ids unique per runtime connection (``protocol.requests``: an
   earlier gateway's ids never repeat); ``initialize``/``initialized`` go through the
   connection's handshake machine, which the daemon's own calls share.
 """
@@ -21,7 +21,6 @@ Routing, in short (docs/architecture.md has the full picture):
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +28,17 @@ import trio
 
 from ..boundary import contained
 from ..config import Settings
+from ..procs import now_ms
+from ..protocol import codes
 from ..protocol import messages as m
-from ..protocol.framing import LineSplitter, OversizedLine
+from ..protocol.framing import OversizedLine
 from ..protocol.handshake import Decision
+from ..protocol.messages import Kind
 from ..provision.base import ExitStatus, Provisioner, ProvisionError, Runtime
 from . import numbered
+from .answers import AnswerRouting
 from .approvals import ApprovalRouting
-from .connection import HandshakeWaiter, Inflight, RuntimeConnection
+from .connection import HandshakeWaiter, RuntimeConnection
 from .hooks import NO_HOOKS, GatewayMethodError, SessionHooks
 from .internal_calls import RuntimeCallError, call_runtime
 from .replay import Entry, ReplayBuffer
@@ -43,7 +46,7 @@ from .subscriber import SendText, Subscriber, cut_off_laggards
 
 log = logging.getLogger(__name__)
 
-READ_CHUNK = 128 * 1024
+NOTIFICATION, REQUEST, RESPONSE = Kind.NOTIFICATION, Kind.REQUEST, Kind.RESPONSE
 NOISE_LOG_LIMIT = 50  # non-JSON stdout lines logged per runtime before going quiet
 
 
@@ -51,12 +54,7 @@ class SessionGone(Exception):
     """The session was stopped while the caller was using it."""
 
 
-def now_ms() -> int:
-    """Wall-clock milliseconds, for the timestamps clients see."""
-    return int(time.time() * 1000)
-
-
-class Session(ApprovalRouting):
+class Session(ApprovalRouting, AnswerRouting):
     """One session: runtime lifecycle, replay log, subscribers and message routing."""
 
     def __init__(
@@ -119,7 +117,11 @@ class Session(ApprovalRouting):
             self.finished.set()
 
     def stop(
-        self, code: int = 1001, reason: str = "Session stopped", *, keep_runtime: bool = False
+        self,
+        code: int = codes.CLOSE_GOING_AWAY,
+        reason: str = "Session stopped",
+        *,
+        keep_runtime: bool = False,
     ) -> None:
         """Close every client with ``code`` and stop the runtime (asynchronously).
 
@@ -128,7 +130,7 @@ class Session(ApprovalRouting):
         """
         self._stopping = True
         if keep_runtime and self._conn is not None:
-            self._conn.runtime.stop_on_close = False  # type: ignore[attr-defined]
+            self._conn.runtime.keep_running_on_close()
         for sub in list(self.subscribers.values()):
             sub.request_close(code, reason, drain=False)
         self._stop_requested.set()
@@ -168,28 +170,31 @@ class Session(ApprovalRouting):
         conn: RuntimeConnection | None = None
         try:
             async with self._provisioner.open_runtime(self.id) as runtime:
-                conn = RuntimeConnection(runtime)
-                backlog = await numbered.adopt(self, runtime, conn) if conn.numbered else 0
+                conn = RuntimeConnection(runtime, self.settings.max_inflight_requests)
+                bridged = conn.numbered
+                backlog = await numbered.adopt(self, bridged, conn) if bridged else 0
                 self.runtime_info = dict(runtime.info)
                 self._conn = conn
                 self._noise_logged = 0
                 self.runtime_generation += 1
                 self.hooks.on_runtime_started(self)
-                splitter = LineSplitter(self.settings.jsonl_line_limit_bytes)
                 if backlog > self.replay.last_seq:
                     self._catching_up = True
                     try:
-                        await self._read_runtime(runtime, conn, splitter, until=backlog)
+                        await self._read_runtime(runtime, conn, until=backlog)
                     finally:
                         self._catching_up = False
                 task_status.started()
                 try:
-                    await self._read_runtime(runtime, conn, splitter)
+                    await self._read_runtime(runtime, conn)
                 except Exception:  # boundary: a routing bug ends this session, reported as such
                     log.exception(
                         "session failed session=%s: error routing runtime output", self.id
                     )
-                    self.stop(1011, "Session failed: internal error (see the daemon log)")
+                    self.stop(
+                        codes.CLOSE_INTERNAL_ERROR,
+                        "Session failed: internal error (see the daemon log)",
+                    )
                     return
                 with trio.move_on_after(self.settings.stop_timeout_s):
                     status = await runtime.wait_exit()
@@ -203,23 +208,22 @@ class Session(ApprovalRouting):
         self,
         runtime: Runtime,
         conn: RuntimeConnection,
-        splitter: LineSplitter,
         until: int | None = None,
     ) -> None:
         """Route runtime output until EOF (or, catching up, until ``seq`` reaches ``until``)."""
+        line_limit = self.settings.jsonl_line_limit_bytes
         while until is None or self.replay.last_seq < until:
-            data = await runtime.receive_some(READ_CHUNK)
-            # Judge lag before this chunk lands: a client is too slow when it has not
-            # taken what was there before, not because one chunk arrived at once.
+            lines = await runtime.receive_lines(line_limit)
+            # Judge lag before this batch lands: a client is too slow when it has not
+            # taken what was there before, not because one batch arrived at once.
             cut_off_laggards(self.subscribers.values(), self.settings.client_queue_bytes, self.id)
-            lines = splitter.feed(data) if data else splitter.close()
             for line in lines:
                 before = self.replay.last_seq
                 self._handle_runtime_line(conn, line)
                 if conn.numbered and self.replay.last_seq == before:
                     self.replay.append("", directed=True)  # keep seq = base + line number
             self._after_batch()
-            if not data:
+            if not lines:
                 return
 
     def _on_runtime_exit(self, conn: RuntimeConnection, status: ExitStatus | None) -> None:
@@ -231,23 +235,17 @@ class Session(ApprovalRouting):
         log.warning(
             "runtime exited session=%s code=%s signal=%s", self.id, status.code, status.signal
         )
-        error = {"code": m.RUNTIME_EXITED, "message": "Runtime exited before responding"}
+        error = {"code": codes.RUNTIME_EXITED, "message": "Runtime exited before responding"}
         after = self.replay.last_seq
-        for inflight in conn.inflight.values():
-            if inflight.call is not None:
-                inflight.call.resolve(error=error)
-                continue
-            sub = self.subscribers.get(inflight.subscriber_key)  # type: ignore[arg-type]
-            if sub is not None:
-                sub.push(m.error_response(inflight.original_id, **error), after)
+        for pending in conn.requests.drain():
+            self._answer(pending.waiter, pending.original_id, after, error=error)
         self._fail_waiters(conn.handshake.on_error(), error)
-        conn.inflight.clear()
         conn.pending_server.clear()
         params = {"code": status.code, "signal": status.signal, "stderrTail": status.stderr_tail}
         self._broadcast(m.notification("argus/runtime/exited", params))
         self._after_batch()
         for sub in list(self.subscribers.values()):
-            sub.request_close(1011, "Runtime exited", drain=True)
+            sub.request_close(codes.CLOSE_INTERNAL_ERROR, "Runtime exited", drain=True)
 
     # -- runtime -> clients ------------------------------------------------------------
 
@@ -277,14 +275,9 @@ class Session(ApprovalRouting):
             return
         text = line.decode("utf-8", "replace")
         obj = m.parse_fast(text)
-        if type(obj) is not dict:
-            self._log_noise(text)
-            return
-        method = obj.get("method")
-        if "id" not in obj:
-            if type(method) is not str:
-                self._log_noise(text)
-                return
+        kind = m.classify(obj)
+        if kind is NOTIFICATION:
+            method = obj["method"]
             params = obj.get("params")
             if method in m.DELTA_METHODS:
                 key = m.delta_key(method, params)
@@ -296,9 +289,9 @@ class Session(ApprovalRouting):
             if type(params) is dict:
                 self._track_notification(conn, method, params)
                 self.hooks.on_notification(self, method, params)
-        elif type(method) is str:
+        elif kind is REQUEST:
             self._on_server_request(conn, obj, text)
-        elif "method" not in obj:
+        elif kind is RESPONSE:
             self._on_response(conn, obj, text)
         else:
             self._log_noise(text)
@@ -325,62 +318,6 @@ class Session(ApprovalRouting):
                     del conn.pending_server[key]
         elif method == "serverRequest/resolved":
             conn.pending_server.pop(m.id_key(params.get("requestId")), None)
-
-    def _on_response(self, conn: RuntimeConnection, obj: dict, text: str) -> None:
-        upstream_id = obj["id"]
-        inflight = conn.inflight.pop(upstream_id, None) if type(upstream_id) is int else None
-        if inflight is None:
-            # An id of an earlier epoch: the answer to a previous gateway's request, which a
-            # bridge replays or forwards after a restart. Never anyone's answer here.
-            earlier = type(upstream_id) is int and not conn.ids.owns(upstream_id)
-            why = "from an earlier connection" if earlier else "with unknown id"
-            log.debug("dropping response %s session=%s id=%r", why, self.id, upstream_id)
-            return
-        if upstream_id == conn.initialize_id:
-            self._on_initialize_response(conn, inflight, obj, text)
-            return
-        if inflight.call is not None:
-            inflight.call.resolve(obj.get("result"), obj.get("error"))
-            return
-        if inflight.thread_id is not None and "error" in obj:
-            self.hooks.on_client_turn_refused(self, inflight.thread_id)
-        sub = self.subscribers.get(inflight.subscriber_key)  # type: ignore[arg-type]
-        if sub is not None:
-            sub.push(m.restore_id(text, upstream_id, inflight.original_id), self.replay.last_seq)
-
-    def _on_initialize_response(
-        self, conn: RuntimeConnection, inflight: Inflight, obj: dict, text: str
-    ) -> None:
-        conn.initialize_id = None
-        result = obj.get("result")
-        after = self.replay.last_seq
-        if isinstance(result, dict):
-            waiters = conn.handshake.on_result(result)
-            for waiter in waiters:
-                if waiter.call is not None:
-                    waiter.call.resolve(result)
-                elif (sub := self.subscribers.get(waiter.subscriber_key)) is not None:  # type: ignore[arg-type]
-                    sub.push(m.result_response(waiter.original_id, result), after)
-        else:
-            error = obj.get("error")
-            if not isinstance(error, dict):
-                error = {"code": m.INTERNAL_ERROR, "message": "initialize failed"}
-            self._fail_waiters(conn.handshake.on_error(), error)
-        if inflight.call is not None:
-            inflight.call.resolve(result, obj.get("error"))
-        elif (sub := self.subscribers.get(inflight.subscriber_key)) is not None:  # type: ignore[arg-type]
-            sub.push(m.restore_id(text, obj["id"], inflight.original_id), after)
-
-    def _fail_waiters(self, waiters: list[HandshakeWaiter], error: dict[str, Any]) -> None:
-        after = self.replay.last_seq
-        for waiter in waiters:
-            if waiter.call is not None:
-                waiter.call.resolve(error=error)
-            elif (sub := self.subscribers.get(waiter.subscriber_key)) is not None:  # type: ignore[arg-type]
-                code = error.get("code", m.INTERNAL_ERROR)
-                sub.push(
-                    m.error_response(waiter.original_id, code, str(error.get("message"))), after
-                )
 
     # -- clients -----------------------------------------------------------------------
 
@@ -446,7 +383,7 @@ class Session(ApprovalRouting):
             unsent = sub.cursor + 1
             if self._unattended_from is None or unsent < self._unattended_from:
                 self._unattended_from = unsent
-        sub.request_close(sub.close_code or 1000, sub.close_reason, drain=False)
+        sub.request_close(sub.close_code or codes.CLOSE_NORMAL, sub.close_reason, drain=False)
         if self.request_handler == sub.key:
             self.request_handler = next(iter(self.subscribers), None)
         conn = self._conn
@@ -475,12 +412,12 @@ class Session(ApprovalRouting):
         if conn is None:
             if has_id and method is not None:
                 message = "Runtime is not running"
-                self._reply(sub, m.error_response(obj["id"], m.RUNTIME_EXITED, message))
+                self._reply(sub, m.error_response(obj["id"], codes.RUNTIME_EXITED, message))
             return
         if method is None:
             if not has_id:
                 message = "Invalid request: a message needs 'method' or 'id'"
-                self._reply(sub, m.error_response(None, m.INVALID_REQUEST, message))
+                self._reply(sub, m.error_response(None, codes.INVALID_REQUEST, message))
                 return
             # A client's answer to a server request: the first answer wins.
             if conn.pending_server.pop(m.id_key(obj["id"]), None) is None:
@@ -496,20 +433,21 @@ class Session(ApprovalRouting):
         if method == "initialize":
             await self._client_initialize(sub, conn, obj)
             return
-        if len(conn.inflight) >= self.settings.max_inflight_requests:
+        if conn.requests.full:
             message = "Too many requests in flight for this session"
-            self._reply(sub, m.error_response(obj["id"], m.TOO_MANY_REQUESTS, message))
+            self._reply(sub, m.error_response(obj["id"], codes.TOO_MANY_REQUESTS, message))
             return
-        upstream_id = conn.next_upstream_id()
-        inflight = conn.inflight[upstream_id] = Inflight(sub.key, obj["id"], method)
+        turn_thread: str | None = None
         if method == "turn/start":
             params = obj.get("params")
             thread_id = params.get("threadId") if isinstance(params, dict) else None
             if isinstance(thread_id, str) and thread_id.strip():
-                conn.turn_owners[thread_id] = sub.key
-                self.request_handler = sub.key
-                inflight.thread_id = thread_id
-                self.hooks.on_client_turn_start(self, thread_id)
+                turn_thread = thread_id
+        upstream_id = conn.requests.add(sub.key, obj["id"], method, thread_id=turn_thread)
+        if turn_thread is not None:
+            conn.turn_owners[turn_thread] = sub.key
+            self.request_handler = sub.key
+            self.hooks.on_client_turn_start(self, turn_thread)
         obj["id"] = upstream_id
         await self._send_line(conn, m.dumps(obj))
 
@@ -518,9 +456,7 @@ class Session(ApprovalRouting):
         if decision is Decision.REPLY_CACHED:
             self._reply(sub, m.result_response(obj["id"], conn.handshake.result))
         elif decision is Decision.FORWARD:
-            upstream_id = conn.next_upstream_id()
-            conn.initialize_id = upstream_id
-            conn.inflight[upstream_id] = Inflight(sub.key, obj["id"], "initialize")
+            upstream_id = conn.requests.add(sub.key, obj["id"], "initialize", initialize=True)
             obj["id"] = upstream_id
             await self._send_line(conn, m.dumps(obj))
 
@@ -551,7 +487,7 @@ class Session(ApprovalRouting):
         except RuntimeCallError as exc:
             if req_id is not None:
                 code, message = exc.error.get("code"), exc.error.get("message")
-                code = code if type(code) is int else m.GATEWAY_ERROR
+                code = code if type(code) is int else codes.GATEWAY_ERROR
                 self._reply(sub, m.error_response(req_id, code, str(message or "Runtime error")))
             return
         if req_id is not None:
@@ -565,8 +501,9 @@ class Session(ApprovalRouting):
         """
         text = m.notification(method, params)
         conn = self._conn
-        if conn is not None and conn.numbered and not conn.closed and self._nursery:
-            send_note = contained(conn.runtime.send_note, f"note to the bridge session={self.id}")  # type: ignore[attr-defined]
+        bridged = conn.numbered if conn is not None else None
+        if bridged is not None and conn is not None and not conn.closed and self._nursery:
+            send_note = contained(bridged.send_note, f"note to the bridge session={self.id}")
             self._nursery.start_soon(send_note, text.encode())
             return
         self._broadcast(text)
@@ -577,7 +514,7 @@ class Session(ApprovalRouting):
         await self.ensure_running()
         conn = self._conn
         if conn is None:
-            raise RuntimeCallError({"code": m.RUNTIME_EXITED, "message": "Runtime exited"})
+            raise RuntimeCallError({"code": codes.RUNTIME_EXITED, "message": "Runtime exited"})
         return await call_runtime(conn, self._send_line, method, params, timeout)
 
     def workspace_path(self) -> Path | None:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from ..protocol import messages
+from ..protocol import codes, messages
 from .replay import Entry
 
 if TYPE_CHECKING:
@@ -121,7 +121,7 @@ class Subscriber:
             self._nursery.start_soon(self.serve)
         except RuntimeError:  # the session's nursery is closed: the session is gone
             self._running = False
-            self.close_code = self.close_code or 1001
+            self.close_code = self.close_code or codes.CLOSE_GOING_AWAY
             self._finish()
 
     def _finish(self) -> None:
@@ -191,14 +191,14 @@ class Subscriber:
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             log.debug("subscriber %s: connection gone while sending", self.key)
             if self.close_code is None:
-                self.close_code = 1006
+                self.close_code = codes.CLOSE_ABNORMAL
         except Exception:
             # Boundary: a bug while sending to one client ends that client's connection
             # only (it runs in the session's nursery, which must not see it).
             log.exception(
                 "subscriber %s: internal error while sending; closing with 1011", self.key
             )
-            self.close_code = 1011
+            self.close_code = codes.CLOSE_INTERNAL_ERROR
             self.close_reason = "Internal error"
         finally:
             self._running = False
@@ -206,7 +206,7 @@ class Subscriber:
             if not idle_exit:
                 if self.close_code is None:
                     # Cancelled from outside: the session is being stopped.
-                    self.close_code = 1001
+                    self.close_code = codes.CLOSE_GOING_AWAY
                     self.close_reason = "Session stopped"
                 self._finish()
 
@@ -259,7 +259,9 @@ class Subscriber:
         if replay.get(start) is None:
             # Evicted under us: the session cuts such clients off; be safe regardless.
             self.request_close(
-                1013, f"Client too slow; resume with since={self.cursor}", drain=False
+                codes.CLOSE_TRY_AGAIN_LATER,
+                f"Client too slow; resume with since={self.cursor}",
+                drain=False,
             )
             return
         end = min(limit, start + BATCH_ENTRIES - 1)
@@ -318,4 +320,8 @@ def cut_off_laggards(subscribers: Iterable[Subscriber], limit: int, session_id: 
                 sub.key,
                 backlog,
             )
-            sub.request_close(1013, f"Client too slow; resume with since={sub.cursor}", drain=False)
+            sub.request_close(
+                codes.CLOSE_TRY_AGAIN_LATER,
+                f"Client too slow; resume with since={sub.cursor}",
+                drain=False,
+            )

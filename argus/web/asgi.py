@@ -11,6 +11,8 @@ from typing import Any
 
 import trio
 
+from ..protocol import codes
+
 log = logging.getLogger(__name__)
 
 CLOSE_TIMEOUT_S = 5.0
@@ -31,7 +33,9 @@ class ArgusAsgi:
             handler = self.ws_routes.get(scope["path"])
             if handler is None:
                 await receive()
-                await send({"type": "websocket.close", "code": 1008})  # HTTP 403
+                await send(
+                    {"type": "websocket.close", "code": codes.CLOSE_POLICY_VIOLATION}
+                )  # HTTP 403
                 return
             await serve_contained(handler, scope, receive, send)
             return
@@ -46,6 +50,7 @@ async def serve_contained(handler: AsgiApp, scope: dict[str, Any], receive: Any,
         log.exception("internal error serving %s; closing that connection with 1011", scope["path"])
         with trio.move_on_after(CLOSE_TIMEOUT_S):
             try:
-                await send({"type": "websocket.close", "code": 1011, "reason": "Internal error"})
+                close = {"type": "websocket.close", "code": codes.CLOSE_INTERNAL_ERROR}
+                await send({**close, "reason": "Internal error"})
             except Exception:  # already closed, or the peer is gone
                 log.debug("close after an internal error failed", exc_info=True)

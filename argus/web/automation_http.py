@@ -14,14 +14,15 @@ from quart import request
 from quart_trio import QuartTrio
 
 from ..automation import api, cron_api
-from ..automation.engine import START_ERRORS, Automation
-from ..protocol import messages as m
+from ..automation.engine import START_ERRORS
+from ..automation.service import Automation
+from ..protocol import codes
 from ..sessions.hooks import GatewayMethodError
 from ..sessions.manager import SessionManager
 from ..store import cron_records, records
-from .http import error, json_body
+from .shared import error, json_body
 
-STATUS = {m.INVALID_PARAMS: (400, "invalid_params"), m.QUEUE_FULL: (409, "queue_full")}
+STATUS = {codes.INVALID_PARAMS: (400, "invalid_params"), codes.QUEUE_FULL: (409, "queue_full")}
 
 
 def add_automation_routes(

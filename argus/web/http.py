@@ -8,53 +8,19 @@ stable machine ``code``. Admin routes take the token from ``Authorization: Beare
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from quart import Response, jsonify, request
+from quart import Response, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
-from ..automation.engine import Automation
+from .. import auth
+from ..automation.service import Automation
 from ..config import Settings
-from ..protocol import messages as m
 from ..sessions.manager import SessionManager
-from . import auth
-
-
-def error(status: int, code: str, detail: str) -> tuple[Response, int]:
-    """A JSON error body with a stable ``code``."""
-    return jsonify({"detail": detail, "code": code}), status
-
-
-def parse_json_body(data: bytes) -> tuple[Any, tuple[str, str] | None]:
-    """A request body as JSON, or ``(None, (code, detail))`` saying why it is not.
-
-    One parser for every JSON route, so bad input always gets the same stable codes
-    instead of a 500: ``invalid_utf8``, ``invalid_json`` (too deep included) and
-    ``lone_surrogate`` (a string the store and the runtime could not take).
-    """
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        return None, ("invalid_utf8", "The body is not valid UTF-8")
-    try:
-        value = json.loads(text)
-    except RecursionError:
-        return None, ("invalid_json", "Invalid JSON body: nested too deeply")
-    except ValueError:
-        return None, ("invalid_json", "Invalid JSON body")
-    if m.may_hold_surrogate(text) and m.has_lone_surrogate(value):
-        detail = "A string holds a lone surrogate (an unpaired \\ud800-\\udfff escape)"
-        return None, ("lone_surrogate", detail)
-    return value, None
-
-
-async def json_body() -> tuple[Any, tuple[str, str] | None]:
-    """The current request's body through ``parse_json_body`` (read first, bounded)."""
-    return parse_json_body(await request.get_data())
-
+from .automation_http import add_automation_routes
+from .shared import error, request_token
 
 View = Callable[..., Awaitable[Any]]
 
@@ -65,11 +31,7 @@ def admin_only(settings: Settings) -> Callable[[View], View]:
     def admin(view: View) -> View:
         @functools.wraps(view)
         async def wrapper(*args: Any, **kwargs: Any) -> Any:
-            token = auth.extract_token(
-                request.headers.get("authorization"),
-                {k: request.args.getlist(k) for k in ("token",) if k in request.args},
-            )
-            if not auth.token_matches(settings.admin_token, token):
+            if not auth.token_matches(settings.admin_token, request_token()):
                 return error(401, "unauthorized", "Unauthorized")
             return await view(*args, **kwargs)
 
@@ -135,7 +97,5 @@ def build_http_app(
         return {"ok": True, "sessionId": session_id}
 
     if automation is not None:
-        from .automation_http import add_automation_routes
-
         add_automation_routes(app, admin, manager, automation)
     return app

@@ -8,7 +8,7 @@ from typing import Any
 from quart_trio import QuartTrio
 
 from ..nodes.registry import NodeRegistry
-from .http import error, json_body
+from .shared import error, json_body
 
 
 def add_nodes_routes(app: QuartTrio, admin: Callable[..., Any], registry: NodeRegistry) -> None:

@@ -16,27 +16,22 @@ from __future__ import annotations
 
 import logging
 from typing import Any
-from urllib.parse import parse_qs
 
 import trio
 
+from .. import auth
 from ..config import Settings
+from ..protocol import codes
 from ..protocol import messages as m
 from ..provision.base import ProvisionError
 from ..sessions.manager import SessionManager, TooManySessions, valid_session_id
 from ..sessions.session import Session, SessionGone
 from ..sessions.subscriber import Subscriber
-from . import auth
+from .accept import accept, close_reason
 
 log = logging.getLogger(__name__)
 
 CLOSE_TIMEOUT_S = 5.0
-MAX_REASON = 120  # a close reason must fit in 123 bytes
-
-
-def _reason(text: str) -> str:
-    data = text.encode("utf-8")[:MAX_REASON]
-    return data.decode("utf-8", "ignore")
 
 
 class WsEndpoint:
@@ -48,43 +43,25 @@ class WsEndpoint:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         """Serve one WebSocket connection."""
-        message = await receive()
-        if message["type"] != "websocket.connect":
-            return
-        headers = scope["headers"]
-        origin = auth.header(headers, b"origin")
-        same_site = self.settings.admin_token is not None and auth.same_origin(
-            origin, auth.header(headers, b"host")
+        accepted = await accept(
+            scope, receive, send, self.settings.allowed_origins, self.settings.admin_token
         )
-        if not same_site and not auth.origin_allowed(origin, self.settings.allowed_origins):
-            log.warning("websocket refused: origin %r is not allowed", origin)
-            await send({"type": "websocket.close", "code": 1008})  # before accept: HTTP 403
+        if accepted is None:
             return
-        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-        offered = list(scope.get("subprotocols") or [])
-        token = auth.subprotocol_token(offered)
-        if token is None:
-            token = auth.extract_token(auth.header(headers, b"authorization"), query)
-        if auth.ARGUS_SUBPROTOCOL in offered:
-            # An argus.v1 client (the console) learns of a bad token as HTTP 403 before the
-            # handshake; the subprotocol answer never echoes the token.
-            if not auth.token_matches(self.settings.admin_token, token):
-                await send({"type": "websocket.close", "code": 1008})
-                return
-            await send({"type": "websocket.accept", "subprotocol": auth.ARGUS_SUBPROTOCOL})
-        else:
-            await send({"type": "websocket.accept"})
+        query, token = accepted.query, accepted.token
 
         async def close(code: int, reason: str) -> None:
             with trio.move_on_after(CLOSE_TIMEOUT_S):
-                await send({"type": "websocket.close", "code": code, "reason": _reason(reason)})
+                await send(
+                    {"type": "websocket.close", "code": code, "reason": close_reason(reason)}
+                )
 
         if not auth.token_matches(self.settings.admin_token, token):
-            await close(1008, "Unauthorized")
+            await close(codes.CLOSE_POLICY_VIOLATION, "Unauthorized")
             return
         opts, problem = parse_options(query)
         if problem:
-            await close(1008, problem)
+            await close(codes.CLOSE_POLICY_VIOLATION, problem)
             return
         session, created, problem_code, problem = await self._open_session(opts["session"])
         if session is None:
@@ -97,12 +74,12 @@ class WsEndpoint:
         if wanted is not None:
             session = self.manager.get(wanted) if valid_session_id(wanted) else None
             if session is None:
-                return None, False, 1008, "Unknown session"
+                return None, False, codes.CLOSE_POLICY_VIOLATION, "Unknown session"
         else:
             try:
                 session = await self.manager.create()
             except TooManySessions as exc:
-                return None, False, 1013, str(exc)
+                return None, False, codes.CLOSE_TRY_AGAIN_LATER, str(exc)
             created = True
         try:
             await session.ensure_running()
@@ -110,9 +87,9 @@ class WsEndpoint:
             log.warning("provisioning failed session=%s: %s", session.id, exc)
             if created:
                 await self.manager.delete(session.id)
-            return None, False, 1011, f"Provisioning failed: {exc}"
+            return None, False, codes.CLOSE_INTERNAL_ERROR, f"Provisioning failed: {exc}"
         except SessionGone:
-            return None, False, 1008, "Unknown session"
+            return None, False, codes.CLOSE_POLICY_VIOLATION, "Unknown session"
         return session, created, 0, ""
 
     async def _serve_client(
@@ -132,7 +109,7 @@ class WsEndpoint:
                 send_text, since=opts["since"], with_seq=opts["seq"], coalesce=opts["coalesce"]
             )
         except SessionGone:
-            await close(1008, "Unknown session")
+            await close(codes.CLOSE_POLICY_VIOLATION, "Unknown session")
             return
         client_gone = False
         try:
@@ -151,9 +128,9 @@ class WsEndpoint:
                 session.start_sender(sub)
                 await self._receive_loop(session, sub, receive)
             await sub.done.wait()
-            client_gone = sub.close_code == 1006
+            client_gone = sub.close_code == codes.CLOSE_ABNORMAL
         except SessionGone:
-            sub.close_code = sub.close_code or 1001
+            sub.close_code = sub.close_code or codes.CLOSE_GOING_AWAY
         finally:
             session.detach(sub)
         if not client_gone and sub.close_code is not None:
@@ -167,11 +144,11 @@ class WsEndpoint:
                 text = message.get("text")
                 if text is None:
                     error = "Invalid request: binary frames are not supported; send JSON text"
-                    sub.push(m.error_response(None, m.INVALID_REQUEST, error), sub.cursor)
+                    sub.push(m.error_response(None, codes.INVALID_REQUEST, error), sub.cursor)
                     continue
                 await session.handle_client_text(sub, text)
             elif kind == "websocket.disconnect":
-                sub.request_close(1006, "Client disconnected", drain=False)
+                sub.request_close(codes.CLOSE_ABNORMAL, "Client disconnected", drain=False)
                 return
 
 

@@ -73,3 +73,14 @@ def gateway_id(docker_client: Any) -> Iterator[str]:
             container.remove(force=True)
         except docker.errors.APIError:
             pass  # already gone, or being removed by the gateway
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """This tier builds images and starts real peers: a longer per-test deadline (900 s)."""
+    here = Path(__file__).parent
+    for item in items:
+        if (
+            Path(str(item.fspath)).is_relative_to(here)
+            and item.get_closest_marker("timeout") is None
+        ):
+            item.add_marker(pytest.mark.timeout(900))

@@ -43,13 +43,14 @@ async def test_codex_in_the_runtime_image(
     home = tmp_path / "home"
     state = tmp_path / "state.json"
     state.write_text(json.dumps({"version": 1, "sessions": {SESSION: {}}}))
-    imported = await trio.run_process(
-        [sys.executable, "-m", "argus", "import-state", str(state)],
-        env=daemon_env(home),
-        capture_stdout=True,
-        capture_stderr=True,
-        check=False,
-    )
+    with trio.fail_after(60):
+        imported = await trio.run_process(
+            [sys.executable, "-m", "argus", "import-state", str(state)],
+            env=daemon_env(home),
+            capture_stdout=True,
+            capture_stderr=True,
+            check=False,
+        )
     assert imported.returncode == 0, imported.stderr
     with FakeModel() as model:
         codex_home = home / "sessions" / SESSION / ".codex"

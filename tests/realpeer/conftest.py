@@ -50,3 +50,14 @@ def fake_model() -> Iterator[FakeModel]:
 def codex_env(tmp_path: Path, fake_model: FakeModel) -> dict[str, str]:
     """Env overrides running codex offline against ``fake_model`` (``make_codex_home``)."""
     return make_codex_home(tmp_path, fake_model.base_url)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """This tier builds images and starts real peers: a longer per-test deadline (900 s)."""
+    here = Path(__file__).parent
+    for item in items:
+        if (
+            Path(str(item.fspath)).is_relative_to(here)
+            and item.get_closest_marker("timeout") is None
+        ):
+            item.add_marker(pytest.mark.timeout(900))

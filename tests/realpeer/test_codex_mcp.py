@@ -17,7 +17,7 @@ import trio
 
 from argus.testing import run_daemon
 from tests.harness import connect
-from tests.integration.test_nodes import ADMIN, HEADERS, free_port, wait_node
+from tests.integration.nodes.test_nodes import ADMIN, HEADERS, free_port, wait_node
 from tests.realpeer.codex_home import make_codex_home
 from tests.realpeer.fake_model import FakeModel
 

@@ -21,7 +21,7 @@ from argus.sessions.hooks import SessionHooks
 from argus.sessions.manager import SessionManager
 from argus.sessions.replay import ReplayBuffer
 from tests.automation_kit import InProcessProvisioner
-from tests.unit.subscriber_helpers import FakeClient, append_note, new_subscriber, settle
+from tests.unit.sessions.subscriber_helpers import FakeClient, append_note, new_subscriber, settle
 
 
 async def test_a_failing_send_closes_that_client_only(nursery: trio.Nursery, caplog) -> None:

@@ -3,7 +3,7 @@ same-origin rule (which only applies when a token is set: see ws.py)."""
 
 from __future__ import annotations
 
-from argus.web import auth
+from argus import auth
 
 
 def test_subprotocol_token() -> None:
