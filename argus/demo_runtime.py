@@ -447,13 +447,13 @@ class DemoRuntime:
         """A reasoning item whose summary streams in two deltas."""
         item_id = f"rs_{uuid.uuid4().hex[:12]}"
         item = {"type": "reasoning", "id": item_id, "summary": [], "content": []}
-        await self.notify("item/started", {**base, "item": item, "startedAtMs": _now_ms()})
+        await self.notify("item/started", {**base, "item": item, "startedAtMs": now_ms()})
         half = len(text) // 2
         for part in (text[:half], text[half:]):
             params = {**base, "itemId": item_id, "delta": part, "summaryIndex": 0}
             await self.notify("item/reasoning/summaryTextDelta", params)
         item["summary"] = [text]
-        await self.notify("item/completed", {**base, "item": item, "completedAtMs": _now_ms()})
+        await self.notify("item/completed", {**base, "item": item, "completedAtMs": now_ms()})
         turn["items"].append(item)
 
     async def approval(self, base: dict[str, Any], turn: dict[str, Any], command: str) -> str:
