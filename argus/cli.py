@@ -24,7 +24,7 @@ from .config import ConfigError, Settings, env_name, load_settings
 from .procs import now_ms
 from .sessions.manager import valid_session_id
 from .store.db import StoreError, open_store
-from .web import stallguard, wsclose
+from .web import fastws, stallguard, wsclose
 
 EXIT_CONFIG = 2
 EXIT_STORE = 3  # the database cannot be used; it was left untouched
@@ -211,6 +211,10 @@ def run_serve(options: argparse.Namespace) -> int:
     # Process-wide tweaks, once, here: they change every object of the process.
     stallguard.install()  # hypercorn's trio writes get a deadline (ARGUS_WS_SEND_TIMEOUT_S)
     wsclose.install()  # a frame wsproto refuses (invalid UTF-8) gets a close frame, not 1006
+    if settings.ws_fast_path:
+        # WebSocket upgrades served on wsproto directly (web/fastws.py, the same rules);
+        # ARGUS_WS_FAST_PATH=0 leaves them to hypercorn's stack, patched as above.
+        fastws.install()
     tune_gc()
     try:
         trio.run(daemon.serve, settings)

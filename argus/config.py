@@ -63,6 +63,9 @@ class Settings(BaseModel):
     ws_send_timeout_s: float = Field(
         30.0, gt=0, le=3600, description="A peer that reads nothing this long is dropped."
     )
+    ws_fast_path: bool = Field(
+        True, description="Serve WebSocket upgrades on wsproto directly (web/fastws.py)."
+    )
     max_inflight_requests: int = Field(4096, ge=1)
     max_sessions: int = Field(1000, ge=1)
     stderr_tail_bytes: int = Field(16 * 1024, ge=256)

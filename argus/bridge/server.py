@@ -286,8 +286,11 @@ class Bridge:
         if conn is None or not data:
             return
         try:
-            async with self.conn_lock:
+            await _acquire(self.conn_lock)  # no scheduling pass when it is free
+            try:
                 await conn.send_all(data)
+            finally:
+                self.conn_lock.release()
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             if self.conn is conn:
                 self.conn = None
@@ -344,32 +347,58 @@ class Bridge:
             log.info("a new gateway connection replaces the old one")
             await old.aclose()
         try:
-            for kind, payload in pending:
-                await self._on_frame(kind, payload)
+            await self._on_frames(pending)
             while True:
                 data = await stream.receive_some(READ_CHUNK)
                 if not data:
                     return
-                for kind, payload in decoder.feed(data):
-                    await self._on_frame(kind, payload)
+                await self._on_frames(decoder.feed(data))
         except (trio.BrokenResourceError, trio.ClosedResourceError, p.FrameError):
             return
         finally:
             if self.conn is stream:
                 self.conn = None
 
+    async def _on_frames(self, frames: list[tuple[bytes, bytes]]) -> None:
+        """Handle frames in order; a run of input frames is one write to the runtime."""
+        inputs: list[bytes] = []
+        for kind, payload in frames:
+            if kind == p.INPUT:
+                if self.init_result is None and b'"initialize"' in payload:
+                    self._watch_initialize_request(payload)
+                inputs.append(payload)
+                continue
+            if inputs:
+                await self._write_stdin(b"".join(inputs))
+                inputs = []
+            await self._on_frame(kind, payload)
+        if inputs:
+            await self._write_stdin(b"".join(inputs))
+
+    async def _write_stdin(self, data: bytes) -> None:
+        """Write to the runtime's stdin: straight to the pipe when it takes it all, else
+        through trio (which waits for room). No scheduling pass before the write, so a
+        request reaches the runtime as soon as it arrived (issue 14)."""
+        process = self.process
+        if process is None or process.stdin is None:
+            return
+        stdin = process.stdin
+        await _acquire(self.stdin_lock)
+        try:
+            try:
+                written = os.write(stdin.fileno(), data)
+            except BlockingIOError:
+                written = 0
+            if written < len(data):
+                await stdin.send_all(data[written:])
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            pass
+        finally:
+            self.stdin_lock.release()
+
     async def _on_frame(self, kind: bytes, payload: bytes) -> None:
         if kind == p.INPUT:
-            if self.init_result is None and b'"initialize"' in payload:
-                self._watch_initialize_request(payload)
-            process = self.process
-            if process is None or process.stdin is None:
-                return
-            try:
-                async with self.stdin_lock:
-                    await process.stdin.send_all(payload)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                pass
+            await self._on_frames([(kind, payload)])
         elif kind == p.NOTE:
             await self._publish(payload.strip())
         elif kind == p.ACK_EXIT:
@@ -378,6 +407,14 @@ class Bridge:
         elif kind == p.STOP:
             self.stop_requested.set()
             self.wake.set()
+
+
+async def _acquire(lock: trio.Lock) -> None:
+    """Take ``lock``, without a scheduling pass when it is free (the common case)."""
+    try:
+        lock.acquire_nowait()
+    except trio.WouldBlock:
+        await lock.acquire()
 
 
 async def _try_send(stream: trio.abc.Stream, data: bytes) -> None:

@@ -154,8 +154,14 @@ class BridgeRuntime(NumberedRuntime):
         self._stop_on_close = False
 
     async def _send(self, data: bytes) -> None:
-        async with self._send_lock:
+        try:  # no scheduling pass when the lock is free (the common case)
+            self._send_lock.acquire_nowait()
+        except trio.WouldBlock:
+            await self._send_lock.acquire()
+        try:
             await self.stream.send_all(data)
+        finally:
+            self._send_lock.release()
 
     async def send_all(self, data: bytes) -> None:
         """Runtime stdin."""

@@ -7,6 +7,7 @@ runtime process per connection.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -45,6 +46,27 @@ class TcpRuntime(Runtime):
         return ExitStatus(code=None, signal=None, stderr_tail="")
 
 
+async def connect(host: str, port: int) -> trio.SocketStream:
+    """A TCP stream to ``host:port``.
+
+    An IP address is connected to directly: ``trio.open_tcp_stream`` would resolve it in a
+    worker thread and race attempts in a nursery of its own, which is most of the cost of
+    a new ``tcp`` session (issue 14). A host name takes that path.
+    """
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return await trio.open_tcp_stream(host, port)
+    family = trio.socket.AF_INET6 if address.version == 6 else trio.socket.AF_INET
+    sock = trio.socket.socket(family, trio.socket.SOCK_STREAM)
+    try:
+        await sock.connect((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return trio.SocketStream(sock)
+
+
 class TcpProvisioner(Provisioner):
     """Connects sessions to a fixed TCP endpoint."""
 
@@ -63,7 +85,7 @@ class TcpProvisioner(Provisioner):
         """Connect within ARGUS_CONNECT_TIMEOUT_S; close the connection on exit."""
         try:
             with trio.fail_after(self.settings.connect_timeout_s):
-                stream = await trio.open_tcp_stream(self.settings.tcp_host, self.settings.tcp_port)
+                stream = await connect(self.settings.tcp_host, self.settings.tcp_port)
         except (OSError, trio.TooSlowError) as exc:
             raise ProvisionError(f"cannot connect to runtime at {self.address}: {exc}") from exc
         log.info("runtime connected session=%s tcp=%s", session_id, self.address)

@@ -7,6 +7,12 @@ client resumes from any number still in the log (``?since=n``), and a client's "
 is simply the span between its cursor and the head, so its size is known in bytes at no
 cost. Overflow policy: the oldest entries are evicted once the log exceeds its byte budget;
 a client that resumes from an evicted number is told so with ``argus/replay/gap``.
+
+Directed entries (a bridged runtime's responses, kept so ``seq`` = the bridge's line
+number; server requests) take a number but are no client's backlog: they count neither in
+a cursor's lag nor as something to send, so a response for one client costs the others
+nothing (issue 14). ``last_broadcast_seq`` and ``evicted_broadcast_seq`` let a cursor that
+only directed entries separate from the head, or from the log's start, skip them at once.
 """
 
 from __future__ import annotations
@@ -51,8 +57,11 @@ class ReplayBuffer:
         self._start = 0
         self.first_seq = 1
         self.last_seq = 0
-        self.total_bytes = 0  # ever appended; cursor lag is a difference of two of these
+        # Broadcast bytes ever appended: a cursor's lag is a difference of two of these.
+        self.total_bytes = 0
         self.retained_bytes = 0
+        self.last_broadcast_seq = 0  # the newest entry that is not directed
+        self.evicted_broadcast_seq = 0  # the newest evicted entry that was not directed
 
     def __len__(self) -> int:
         return len(self._entries) - self._start
@@ -69,7 +78,9 @@ class ReplayBuffer:
         self.last_seq += 1
         entry = Entry(self.last_seq, text, self.total_bytes, cost, key, delta, directed)
         self._entries.append(entry)
-        self.total_bytes += cost
+        if not directed:
+            self.total_bytes += cost
+            self.last_broadcast_seq = entry.seq
         self.retained_bytes += cost
         if self.retained_bytes > self.max_bytes:
             self._evict()
@@ -80,7 +91,10 @@ class ReplayBuffer:
         start = self._start
         end = len(entries) - 1  # never evict the newest entry
         while self.retained_bytes > self.max_bytes and start < end:
-            self.retained_bytes -= entries[start].cost
+            evicted = entries[start]
+            self.retained_bytes -= evicted.cost
+            if not evicted.directed:
+                self.evicted_broadcast_seq = evicted.seq
             entries[start] = None  # type: ignore[call-overload]  # release the text now
             start += 1
         self.first_seq = entries[start].seq
@@ -100,6 +114,7 @@ class ReplayBuffer:
         self.retained_bytes = 0
         self.first_seq = next_seq
         self.last_seq = next_seq - 1
+        self.last_broadcast_seq = self.evicted_broadcast_seq = next_seq - 1
 
     def get(self, seq: int) -> Entry | None:
         """The entry with number ``seq``, or None if evicted or not yet assigned."""
@@ -108,13 +123,20 @@ class ReplayBuffer:
         return self._entries[self._start + seq - self.first_seq]
 
     def bytes_after(self, seq: int) -> int | None:
-        """Bytes appended after ``seq`` (a cursor's lag), or None if some were evicted."""
-        if seq >= self.last_seq:
+        """Broadcast bytes appended after ``seq`` (a cursor's lag), or None if some of them
+        were evicted (evicted directed entries lose nobody anything)."""
+        if seq >= self.last_broadcast_seq:
             return 0
         entry = self.get(seq + 1)
         if entry is None:
-            return None
+            if self.lost_after(seq):
+                return None
+            entry = self._entries[self._start]  # only directed entries were evicted
         return self.total_bytes - entry.cum_before
+
+    def lost_after(self, seq: int) -> bool:
+        """Whether a broadcast entry after ``seq`` was evicted (a cursor fell out)."""
+        return seq < self.evicted_broadcast_seq
 
     def statistics(self) -> dict[str, int]:
         """Counters for ``GET /sessions`` and benchmarks."""

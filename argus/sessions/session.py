@@ -76,6 +76,9 @@ class Session(ApprovalRouting, AnswerRouting):
         self.last_active_ms = self.created_at_ms
         self.replay = ReplayBuffer(settings.replay_buffer_bytes)
         self.subscribers: dict[int, Subscriber] = {}
+        # Subscribers with something to send: the only ones lag is checked on (issue 14).
+        self.active: set[Subscriber] = set()
+        self._broadcast_unwoken = False  # a broadcast since subscribers were last woken
         self.request_handler: int | None = None
         self.runtime_info: dict[str, Any] = {}
         self._provisioner = provisioner
@@ -216,7 +219,8 @@ class Session(ApprovalRouting, AnswerRouting):
             lines = await runtime.receive_lines(line_limit)
             # Judge lag before this batch lands: a client is too slow when it has not
             # taken what was there before, not because one batch arrived at once.
-            cut_off_laggards(self.subscribers.values(), self.settings.client_queue_bytes, self.id)
+            if self.active:
+                cut_off_laggards(self.active, self.settings.client_queue_bytes, self.id)
             for line in lines:
                 before = self.replay.last_seq
                 self._handle_runtime_line(conn, line)
@@ -251,15 +255,23 @@ class Session(ApprovalRouting, AnswerRouting):
 
     def _broadcast(self, text: str, key: Any = None, delta: str | None = None) -> Entry:
         entry = self.replay.append(text, key, delta)
+        self._broadcast_unwoken = True
         if not self.subscribers and self._unattended_from is None:
             self._unattended_from = entry.seq
         return entry
 
     def _after_batch(self) -> None:
-        """Wake every sender once per read chunk (not once per line)."""
+        """After a read chunk: wake every sender once if it held a broadcast.
+
+        A chunk of responses only (or a bridge's directed placeholders) wakes nobody here:
+        each response woke its own client when it was pushed. Waking everyone is only
+        done for output everyone must be sent, so an idle client costs nothing otherwise.
+        """
         self.last_active_ms = now_ms()
-        for sub in self.subscribers.values():
-            sub.wake()
+        if self._broadcast_unwoken:
+            self._broadcast_unwoken = False
+            for sub in self.subscribers.values():
+                sub.wake()
 
     def _handle_runtime_line(self, conn: RuntimeConnection, line: bytes | OversizedLine) -> None:
         if isinstance(line, OversizedLine):
@@ -355,6 +367,7 @@ class Session(ApprovalRouting, AnswerRouting):
             with_seq=with_seq or since is not None,
             coalesce=coalesce and self.settings.coalesce_deltas,
             label=label,
+            active=self.active,
         )
         if cursor < replay.first_seq - 1:
             gap = {"from": cursor + 1, "to": replay.first_seq - 1}

@@ -11,6 +11,12 @@ the session cuts it off (close 1013) once that span exceeds ARGUS_CLIENT_QUEUE_B
 a client lags, consecutive deltas of the same item are coalesced into one notification, so
 a slow link gets fewer, larger frames and catches up; a client that keeps up is sent every
 message one to one.
+
+Work per client is only spent on clients that have something to receive (issue 14): a
+subscriber is in its session's ``active`` set from the moment it is given something until
+its sender has sent everything, and the session checks lag on that set only. A response for
+one client, or a directed placeholder in the log, wakes nobody else; an idle client costs
+nothing until the next broadcast (which it must be sent anyway).
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ class Subscriber:
 
     # Slots: one of these exists per connected client, idle ones included.
     __slots__ = (
+        "_active",
         "_nursery",
         "_running",
         "_scope",
@@ -81,15 +88,20 @@ class Subscriber:
         with_seq: bool,
         coalesce: bool,
         label: str = "",
+        active: set[Subscriber] | None = None,
     ) -> None:
         self.key = next(_keys)
+        # The session's set of subscribers with something to send (a private one if none).
+        self._active: set[Subscriber] = active if active is not None else set()
         self.label = label
         self.replay = replay
         self.send_text = send_text
         self.cursor = cursor
         self.with_seq = with_seq
         self.coalesce = coalesce
-        self.private: collections.deque[tuple[int, str]] = collections.deque()
+        # Created on the first private message: an empty deque costs ~600 bytes, and most
+        # idle clients never get one after their first answers.
+        self.private: collections.deque[tuple[int, str]] | None = None
         self.private_bytes = 0
         self.close_code: int | None = None
         self.close_reason = ""
@@ -109,6 +121,8 @@ class Subscriber:
 
     def wake(self) -> None:
         """New data may be available; restarts the sender if it exited while idle."""
+        if self.close_code is None:
+            self._active.add(self)
         if not self._wake.is_set():
             self._wake.set()
         if not self._running and self.close_code is None and self._nursery is not None:
@@ -125,16 +139,19 @@ class Subscriber:
             self._finish()
 
     def _finish(self) -> None:
+        self._active.discard(self)
         self.done.set()
         if self.on_done is not None:
             self.on_done()
 
     def has_pending(self) -> bool:
-        """Anything left to send?"""
-        return bool(self.private) or self.cursor < self.replay.last_seq
+        """Anything left to send? (Directed entries in the log are nothing to send.)"""
+        return bool(self.private) or self.cursor < self.replay.last_broadcast_seq
 
     def push(self, text: str, after_seq: int) -> None:
         """Queue a message for this client alone, after broadcast ``after_seq``."""
+        if self.private is None:
+            self.private = collections.deque()
         self.private.append((after_seq, text))
         self.private_bytes += len(text)
         self.wake()
@@ -216,6 +233,8 @@ class Subscriber:
             await self._flush()
             if self.close_code is not None:
                 return False
+            if not self.has_pending():
+                self._active.discard(self)  # caught up: no lag to check until woken
             if self._nursery is None:
                 await self._wake.wait()
             else:
@@ -230,20 +249,25 @@ class Subscriber:
 
     async def _flush(self) -> None:
         replay = self.replay
-        private = self.private
         while True:
             if self.close_code is not None and not self.drain_before_close:
                 return
             limit = replay.last_seq
+            private = self.private  # re-read: a push during a send may have created it
             if private:
                 after, text = private[0]
                 if after <= self.cursor:
                     private.popleft()
+                    if not private:
+                        self.private = None
                     self.private_bytes -= len(text)
                     await self._send(text)
                     continue
                 limit = min(limit, after)
             if self.cursor < limit:
+                if replay.last_broadcast_seq <= self.cursor:
+                    self.cursor = limit  # only directed entries in between: nothing to send
+                    continue
                 await self._send_broadcast(limit)
                 continue
             return
@@ -256,6 +280,9 @@ class Subscriber:
         """Send entries ``cursor+1..limit`` (at most a batch), coalescing runs of deltas."""
         replay = self.replay
         start = self.cursor + 1
+        if start < replay.first_seq and not replay.lost_after(self.cursor):
+            start = replay.first_seq  # only directed entries were evicted: skip them
+            self.cursor = start - 1
         if replay.get(start) is None:
             # Evicted under us: the session cuts such clients off; be safe regardless.
             self.request_close(
@@ -269,6 +296,8 @@ class Subscriber:
         i = 0
         n = len(batch)
         while i < n:
+            if self.close_code is not None and not self.drain_before_close:
+                return  # cut off mid-batch: the cursor stays at what was really sent
             entry = batch[i]
             assert entry is not None
             if entry.directed:
@@ -305,6 +334,8 @@ class Subscriber:
 def cut_off_laggards(subscribers: Iterable[Subscriber], limit: int, session_id: str) -> None:
     """Close (1013) clients whose backlog exceeds ``limit`` (ARGUS_CLIENT_QUEUE_BYTES).
 
+    The session passes its ``active`` set: a client with nothing queued cannot lag.
+
     Called before each runtime read chunk lands, so a backlog is bounded by the limit plus
     one chunk. A client is too slow when it has not taken what was there before, not
     because one chunk arrived at once. It can resume from its cursor with ``since``.
@@ -312,6 +343,8 @@ def cut_off_laggards(subscribers: Iterable[Subscriber], limit: int, session_id: 
     for sub in list(subscribers):
         if sub.close_code is not None:
             continue  # already on its way out
+        if not sub.has_pending():
+            continue  # caught up since it was marked active
         backlog = sub.backlog_bytes()
         if backlog is None or backlog > limit:
             log.warning(

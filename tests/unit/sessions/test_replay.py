@@ -21,14 +21,16 @@ def check_invariants(replay: ReplayBuffer) -> None:
     """Everything a client relies on, for every retained entry."""
     assert len(replay) == replay.last_seq - replay.first_seq + 1
     assert replay.retained_bytes <= replay.max_bytes or len(replay) == 1
-    total = 0
+    total = broadcast = 0
     for seq in range(replay.first_seq, replay.last_seq + 1):
         entry = replay.get(seq)
         assert entry is not None and entry.seq == seq
         total += entry.cost
+        broadcast += 0 if entry.directed else entry.cost
     assert total == replay.retained_bytes
-    # A cursor just before the oldest retained entry owes exactly what is retained.
-    assert replay.bytes_after(replay.first_seq - 1) == replay.retained_bytes
+    # A cursor just before the oldest retained entry owes what is retained for everyone
+    # (directed entries are no client's backlog).
+    assert replay.bytes_after(replay.first_seq - 1) == broadcast
 
 
 def test_empty_log() -> None:
@@ -193,3 +195,32 @@ def test_compaction_with_varying_sizes_keeps_every_retained_entry_reachable() ->
         entry = replay.get(seq)
         assert entry is not None and entry.text == texts[seq]
         assert entry.directed == ((seq - 1) % 5 == 0)
+
+
+def test_directed_entries_are_no_clients_backlog() -> None:
+    # A bridged runtime's responses take numbers (placeholders) but are sent to nobody.
+    replay = ReplayBuffer(10_000)
+    replay.append("a")
+    for _ in range(5):
+        replay.append("", directed=True)
+    assert replay.last_seq == 6 and replay.last_broadcast_seq == 1
+    assert replay.bytes_after(1) == 0  # a cursor at the last broadcast owes nothing
+    assert replay.bytes_after(0) == cost("a")
+    replay.append("b")
+    assert replay.bytes_after(3) == cost("b")
+
+
+def test_evicted_directed_entries_lose_nobody_anything() -> None:
+    per = cost("")
+    replay = ReplayBuffer(per * 10)
+    replay.append("x" * 5)  # seq 1, broadcast
+    for _ in range(30):
+        replay.append("", directed=True)
+    assert replay.first_seq > 2  # the broadcast and some placeholders are gone
+    assert replay.lost_after(0)  # a cursor before the broadcast lost it
+    assert not replay.lost_after(1)  # one after it lost only placeholders
+    assert replay.bytes_after(1) == 0
+    replay.append("y")
+    check_invariants(replay)
+    assert replay.bytes_after(1) == cost("y")
+    assert replay.bytes_after(0) is None

@@ -101,6 +101,31 @@ async def test_directed_entries_are_not_broadcast(nursery: trio.Nursery) -> None
         assert sub.cursor == 4
 
 
+async def test_a_client_behind_only_evicted_directed_entries_is_not_cut_off(
+    nursery: trio.Nursery,
+) -> None:
+    # Other clients' responses (a bridge's placeholders) pushed this idle client's cursor
+    # out of the log; it lost nothing, so the next broadcast reaches it.
+    with trio.fail_after(10):
+        replay = ReplayBuffer(2_000)
+        client = FakeClient()
+        sub = new_subscriber(replay, client)
+        append_note(replay, "a")
+        sub.wake()
+        await nursery.start(sub.serve)
+        await settle()
+        assert not sub.has_pending()
+        for _ in range(100):
+            replay.append("", directed=True)
+        assert replay.first_seq > sub.cursor + 1 and not sub.has_pending()
+        assert sub.backlog_bytes() == 0
+        append_note(replay, "b")
+        sub.wake()
+        await settle()
+        assert [o["method"] for o in client.objs] == ["a", "b"]
+        assert sub.close_code is None
+
+
 async def test_resuming_cursor_sends_only_what_follows_it(nursery: trio.Nursery) -> None:
     with trio.fail_after(10):
         replay = ReplayBuffer(1 << 20)
