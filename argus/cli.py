@@ -108,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--provision-mode",
-        help="where session runtimes run: local | tcp | docker [ARGUS_PROVISION_MODE] "
+        help="where session runtimes run: local | tcp | docker | swarm [ARGUS_PROVISION_MODE] "
         "(default local)",
     )
     serve.add_argument(
@@ -134,9 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     imp = sub.add_parser(
         "import-state",
-        help="import the original gateway's state.json into the store",
+        help="import the original gateway's (or Telegram bot's) state.json into the store",
         description="Copy sessions, main threads, queued system events, cron jobs and "
-        "Telegram bindings from the original gateway's state.json into Argus's store. "
+        "Telegram bindings from the original gateway's state.json into Argus's store; "
+        "or, given the original Telegram bot's state.json (version 2), its last update id, "
+        "chat -> thread mappings and default session. "
         "Existing entries are kept. Restart the daemon afterwards to pick them up.",
     )
     imp.add_argument("state_file", help="path to state.json")
@@ -226,6 +228,16 @@ def run_serve(options: argparse.Namespace) -> int:
     return 0
 
 
+def _read_json(path: Path) -> object:
+    """The decoded file, or None when it is not readable JSON (``load`` then says why)."""
+    import json
+
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+
+
 def run_import_state(options: argparse.Namespace) -> int:
     """``argus import-state FILE``: one transaction; prints what was imported as JSON."""
     try:
@@ -235,11 +247,20 @@ def run_import_state(options: argparse.Namespace) -> int:
         return EXIT_CONFIG
 
     async def run() -> dict:
-        state = await trio.to_thread.run_sync(load, Path(options.state_file))
+        from .store import telegram_import
+
+        path = Path(options.state_file)
+        raw = await trio.to_thread.run_sync(_read_json, path)
+        bot_state = telegram_import.looks_like_bot_state(raw)
+        state = None if bot_state else await trio.to_thread.run_sync(load, path)
         store = await open_store(settings.home_host_path)
         try:
             now = now_ms()
             mode = settings.provision_mode
+            if bot_state:
+                return await store.run(
+                    telegram_import.import_bot_state, raw, mode, now, valid_session_id
+                )
             return await store.run(import_legacy, state, mode, now, valid_session_id)
         finally:
             await store.aclose()

@@ -42,7 +42,7 @@ class Settings(BaseModel):
     allowed_origins: tuple[str, ...] = Field(
         (), description="Extra WebSocket Origins allowed besides loopback (comma-separated)."
     )
-    provision_mode: Literal["local", "tcp", "docker"] = "local"
+    provision_mode: Literal["local", "tcp", "docker", "swarm"] = "local"
     runtime_cmd: str | None = Field(
         None, description="Runtime command run through `sh -c`; unset = argus demo-runtime."
     )
@@ -119,6 +119,16 @@ class Settings(BaseModel):
         1800.0, gt=0, description="Stop a container with no clients and no turn after this."
     )
     gateway_id: str = Field("default", description="Labels this gateway's containers.")
+    # -- swarm provisioner (issue 16) ------------------------------------------------------
+    swarm_network: str | None = Field(
+        None, description="Attachable overlay network session services join ('host' allowed)."
+    )
+    swarm_constraints: tuple[str, ...] = Field(
+        (), description="Placement constraints of session services (comma-separated)."
+    )
+    swarm_bridge_port: int = Field(
+        7777, ge=1, le=65535, description="Bridge port in a task (the node's, on 'host')."
+    )
     # -- nodes and MCP (issue 5) -----------------------------------------------------------
     node_token: SecretStr | None = Field(
         None, description="Token devices use on /nodes/ws; unset = the admin token."
@@ -149,6 +159,21 @@ class Settings(BaseModel):
     def _split_origins(cls, value: Any) -> Any:
         if isinstance(value, str):
             return tuple(o.strip().rstrip("/") for o in value.split(",") if o.strip())
+        return value
+
+    @field_validator("swarm_constraints", mode="before")
+    @classmethod
+    def _split_constraints(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(c.strip() for c in value.split(",") if c.strip())
+        return value
+
+    @field_validator("swarm_constraints")
+    @classmethod
+    def _constraints_are_expressions(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for constraint in value:
+            if "==" not in constraint and "!=" not in constraint:
+                raise ValueError(f"{constraint!r} is not 'attribute==value' or 'attribute!=value'")
         return value
 
     @field_validator("token", "node_token", mode="before")

@@ -5,6 +5,7 @@
     daemon nursery                only a bug outside every boundary ends the process
     ├── SessionManager.serve      every Session's nursery lives under it
     ├── Automation.serve          lane workers, watchdog, heartbeat, cron
+    ├── channels (Telegram)       poller, inbox dispatcher, outbox sender, live feedback
     ├── hypercorn.trio.serve      HTTP and /ws
     └── signal watcher            SIGINT/SIGTERM -> graceful shutdown
 
@@ -32,6 +33,7 @@ from .automation import heartbeat
 from .automation.cron_api import make_cron_provider
 from .automation.node_events import make_event_handler
 from .automation.service import Automation
+from .channels.base import ChannelHub
 from .config import ConfigError, Settings
 from .nodes.registry import NodeRegistry
 from .nodes.scope import Scopes, parse_allow_list
@@ -39,9 +41,10 @@ from .nodes.tools import NodeTools
 from .provision.base import GatewayLink, Provisioner
 from .provision.docker import DockerProvisioner
 from .provision.local import LocalProvisioner
+from .provision.swarm import SwarmProvisioner
 from .provision.tcp import TcpProvisioner
 from .sessions.manager import SessionManager, SessionTable
-from .store.db import open_store
+from .store.db import Store, open_store
 from .web.asgi import ArgusAsgi
 from .web.console_http import add_console_routes
 from .web.http import admin_only, build_http_app
@@ -63,6 +66,8 @@ def make_provisioner(settings: Settings) -> Provisioner:
         return LocalProvisioner(settings)
     if settings.provision_mode == "tcp":
         return TcpProvisioner(settings)
+    if settings.provision_mode == "swarm":
+        return SwarmProvisioner(settings)
     return DockerProvisioner(settings)
 
 
@@ -92,6 +97,29 @@ def check_settings(settings: Settings) -> None:
             heartbeat.parse_active_hours(settings.heartbeat_active_hours)
         except ValueError as exc:
             raise ConfigError(f"ARGUS_HEARTBEAT_ACTIVE_HOURS: {exc}") from None
+    from .channels.telegram import settings as telegram_settings
+
+    telegram_settings.load()
+
+
+def make_channels(
+    settings: Settings, store: Store, manager: SessionManager, automation: Automation
+) -> ChannelHub:
+    """The chat channels that are configured (Telegram when its bot token is set)."""
+    hub = ChannelHub()
+    from .channels.telegram import settings as telegram_settings
+
+    telegram = telegram_settings.load()
+    if telegram is not None:
+        from dataclasses import replace
+
+        from .channels.telegram.service import TelegramChannel
+
+        telegram = replace(telegram, state_dir=str(settings.home_host_path / "gateway"))
+        hub.add(TelegramChannel(telegram, store, manager, automation))
+    if hub.channels:
+        automation.observer = hub
+    return hub
 
 
 def build_asgi(
@@ -142,10 +170,13 @@ async def serve(
         settings, provisioner, hooks=automation, store=store, sessions=sessions
     )
     app, _registry = build_asgi(settings, manager, automation, secret)
+    channels = make_channels(settings, store, manager, automation)
     stop_http = trio.Event()
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(manager.serve)
+            for channel in channels.channels:  # before re-adoption: it replays turn results
+                await nursery.start(channel.serve)
             binds = await nursery.start(
                 partial(
                     hypercorn_serve,

@@ -14,10 +14,12 @@ import re
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import trio
@@ -204,3 +206,98 @@ def build_runtime_image() -> str:
     if build.returncode != 0:
         raise ImageBuildError(build.stderr[-3000:])
     return tag
+
+
+# -- a swarm for the swarm tier and its benchmark ---------------------------------------------
+
+
+class SwarmUnavailable(Exception):
+    """The engine cannot give us a swarm manager (``str()`` says why)."""
+
+
+@contextmanager
+def swarm_manager(client: Any) -> Iterator[str]:
+    """A swarm manager on this engine for the duration; yields the local node id.
+
+    An engine already in a swarm is used as it is (it must be a manager) and left so. An
+    engine outside one gets ``docker swarm init --advertise-addr 127.0.0.1`` (control port on
+    127.0.0.1 only), and afterwards leaves it again, once no service is left (at most 2
+    minutes: another run may be using the swarm it found), and loses the
+    ``docker_gwbridge`` network the swarm made (``swarm leave`` keeps it): the engine is left
+    as it was found.
+    """
+    import docker.errors
+
+    swarm = client.info().get("Swarm") or {}
+    state = swarm.get("LocalNodeState")
+    if state == "active":
+        if not swarm.get("ControlAvailable"):
+            raise SwarmUnavailable("this engine is a swarm worker, not a manager")
+        yield swarm["NodeID"]
+        return
+    if state != "inactive":
+        raise SwarmUnavailable(f"the engine's swarm state is {state!r}")
+    had_gwbridge = bool(client.networks.list(names=["docker_gwbridge"]))
+    try:
+        client.swarm.init(advertise_addr="127.0.0.1", listen_addr="127.0.0.1:2377")
+    except docker.errors.APIError as exc:
+        raise SwarmUnavailable(f"docker swarm init failed: {exc.explanation or exc}") from exc
+    try:
+        yield client.info()["Swarm"]["NodeID"]
+    finally:
+        # Another run may have found our swarm and be using it: give its services time to
+        # go (bounded) rather than pull the swarm from under it.
+        for _ in range(600):
+            if not client.services.list():
+                break
+            time.sleep(0.2)
+        client.swarm.leave(force=True)
+        if not had_gwbridge:
+            for _ in range(50):
+                networks = client.networks.list(names=["docker_gwbridge"])
+                if not networks:
+                    break
+                try:
+                    networks[0].remove()
+                    break
+                except docker.errors.APIError:
+                    time.sleep(0.2)  # its last endpoints are still being released
+
+
+def remove_labelled(client: Any, gateway_id: str) -> None:
+    """Remove every service, container, volume and secret labelled with ``gateway_id``.
+
+    Only what carries this exact gateway label: other runs on the same engine are safe.
+    """
+    import docker.errors
+
+    label = f"io.argus.gateway={gateway_id}"
+    for service in client.services.list(filters={"label": label}):
+        try:
+            service.remove()
+        except docker.errors.APIError:
+            pass
+    for _ in range(100):
+        containers = client.containers.list(all=True, filters={"label": label})
+        if not containers:
+            break
+        for container in containers:
+            try:
+                container.remove(force=True)
+            except docker.errors.APIError:
+                pass
+        time.sleep(0.2)
+    for _ in range(50):
+        left = 0
+        for item in client.volumes.list(filters={"label": label}) + client.secrets.list(
+            filters={"label": label}
+        ):
+            try:
+                item.remove()
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.APIError:
+                left += 1
+        if not left:
+            break
+        time.sleep(0.2)

@@ -18,6 +18,8 @@ from bench import (
     nodes_bench,
     rtt_bench,
     scale_bench,
+    swarm_bench,
+    telegram_bench,
 )
 
 Row = dict[str, Any]
@@ -163,12 +165,12 @@ def main() -> None:
         "--only",
         nargs="*",
         default=None,
-        help="only these groups: ceiling core automation nodes bridge rtt scale console",
+        help="only these groups: ceiling core automation nodes bridge rtt scale telegram swarm console",
     )
     options = parser.parse_args()
     rows: list[Row] = []
-    everything = ("ceiling", "core", "automation", "nodes", "bridge", "rtt", "scale", "console")
-    groups = set(options.only or everything)
+    everything = ("ceiling", "core", "automation", "nodes", "bridge", "rtt", "scale")
+    groups = set(options.only or (*everything, "telegram", "swarm", "console"))
     if not options.no_ceiling and "ceiling" in groups:
         rows += ceiling_rows(options.quick)
     if "core" in groups:
@@ -183,6 +185,10 @@ def main() -> None:
         rows += rtt_bench.run(quick=options.quick)
     if "scale" in groups:
         rows += scale_bench.run(quick=options.quick)
+    if "telegram" in groups:
+        rows += telegram_bench.run(quick=options.quick)
+    if "swarm" in groups:
+        rows += swarm_bench.run(quick=options.quick)
     if "console" in groups:
         rows += console_bench.run(quick=options.quick)
     print(f"{'bench':<9} {'case':<40} {'value':>14} unit")

@@ -121,6 +121,9 @@ class Engine(SessionHooks):
         self.active_hours: Any = None
         if settings.heartbeat_active_hours:
             self.active_hours = heartbeat.parse_active_hours(settings.heartbeat_active_hours)
+        # Channels (argus.channels) watch turns through this; the daemon sets it. It has
+        # on_notification / on_turn_result / on_server_request / on_server_answer.
+        self.observer: Any = None
         self._nursery: trio.Nursery | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -170,8 +173,22 @@ class Engine(SessionHooks):
         elif method == "thread/started":
             thread = params.get("thread")
             self._mark_loaded(session, thread.get("id") if isinstance(thread, dict) else None)
+        if self.observer is not None:
+            self.observer.on_notification(session, method, params)
         if completed is not None:
             self._turn_completed(session, completed, params)
+
+    def on_server_request(
+        self, session: Session, request_id: Any, method: str, params: dict
+    ) -> None:
+        """A runtime request (approval) is pending: channels may show it."""
+        if self.observer is not None:
+            self.observer.on_server_request(session, request_id, method, params)
+
+    def on_server_answer(self, session: Session, request_id: Any, result: Any) -> None:
+        """A client answered a runtime request first."""
+        if self.observer is not None:
+            self.observer.on_server_answer(session, request_id, result)
 
     def on_client_turn_start(self, session: Session, thread_id: str) -> None:
         """A client's own ``turn/start`` makes the lane busy too (the original did not)."""
@@ -369,6 +386,7 @@ class Engine(SessionHooks):
                 items = await turn_input.build(
                     self, session, text, plan.events, heartbeat=kind == "heartbeat"
                 )
+                items += turn_input.extra_items(followups)
                 params = {
                     "threadId": lane.thread_id,
                     "input": items,
@@ -487,6 +505,18 @@ class Engine(SessionHooks):
         if turn_id is not None and turn_id in self.cron_turns:
             run_id = self.cron_turns.pop(turn_id)
             self.spawn(self.finish_cron_turn, run_id, status, text)
+        if self.observer is not None:
+            self.observer.on_turn_result(
+                session,
+                {
+                    "threadId": lane.thread_id,
+                    "turnId": turn_id,
+                    "kind": kind,
+                    "status": status,
+                    "text": text,
+                    "source": source,
+                },
+            )
         if kind in GATEWAY_KINDS and not (kind == "heartbeat" and turn_input.is_heartbeat_ok(text)):
             result = {
                 "threadId": lane.thread_id,

@@ -112,6 +112,20 @@ async def build(
     return [{"type": "text", "text": prompt, "text_elements": []}]
 
 
+def extra_items(followups: list[Any]) -> list[dict[str, Any]]:
+    """Input items queued with the follow-ups (a chat's photos), after the prompt text."""
+    items: list[dict[str, Any]] = []
+    for followup in followups:
+        raw = getattr(followup, "input_items", None)
+        if raw:
+            try:
+                decoded = json.loads(raw)
+            except ValueError:
+                continue
+            items.extend(i for i in decoded if isinstance(i, dict))
+    return items
+
+
 def is_heartbeat_ok(text: str) -> bool:
     """A heartbeat reply that only acknowledges (``HEARTBEAT_OK``) is not delivered."""
     return hb.is_heartbeat_ok(text)

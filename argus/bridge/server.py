@@ -339,10 +339,17 @@ class Bridge:
                 "initialize": self.init_result,
                 "exit": self.exit,
             }
-            await stream.send_all(p.json_frame(p.WELCOME, welcome))
-            backlog = b"".join(p.line_frame(n, line) for n, line in self.ring.after(since))
-            if backlog:
-                await stream.send_all(backlog)
+            try:
+                await stream.send_all(p.json_frame(p.WELCOME, welcome))
+                backlog = b"".join(p.line_frame(n, line) for n, line in self.ring.after(since))
+                if backlog:
+                    await stream.send_all(backlog)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                # The gateway went away during its handshake (kill -9): this connection
+                # is over, the bridge and its runtime carry on for the next one.
+                if self.conn is stream:
+                    self.conn = old
+                return
         if old is not None:
             log.info("a new gateway connection replaces the old one")
             await old.aclose()
@@ -438,6 +445,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="token a gateway must present [ARGUS_SESSION_TOKEN]",
     )
     parser.add_argument(
+        "--token-file",
+        default=env.get("ARGUS_SESSION_TOKEN_FILE"),
+        help="read the token from this file instead (a swarm secret) [ARGUS_SESSION_TOKEN_FILE]",
+    )
+    parser.add_argument(
         "--ring-bytes", type=int, default=16 * 1024 * 1024, help="output kept for replay"
     )
     parser.add_argument(
@@ -459,12 +471,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def read_token_file(path: str) -> str:
+    """The session token from a file (a swarm secret), and hand it to the runtime's children.
+
+    Why a file: an environment variable or a label shows in ``docker service inspect``; a
+    secret does not. The runtime and its node-host still need the token to call the
+    gateway back, so it goes into this process's environment (invisible to the engine),
+    which they inherit.
+    """
+    token = Path(path).read_text().strip()
+    if not token or len(token) > 4096:
+        raise ValueError(f"{path} holds no usable token")
+    os.environ["ARGUS_SESSION_TOKEN"] = token
+    if os.environ.get("ARGUS_MCP_URL"):
+        os.environ["ARGUS_MCP_TOKEN"] = token
+    if os.environ.get("ARGUS_NODE_WS_URL"):
+        os.environ["ARGUS_NODE_TOKEN"] = token
+    return token
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``argus bridge``."""
     options = build_parser().parse_args(argv)
     if not options.cmd:
         print("argus bridge: no runtime command (--cmd or ARGUS_RUNTIME_CMD)", file=sys.stderr)
         return 2
+    if options.token_file:
+        try:
+            options.token = read_token_file(options.token_file)
+        except (OSError, ValueError) as exc:
+            print(f"argus bridge: cannot read --token-file: {exc}", file=sys.stderr)
+            return 2
     if not options.token:
         print("argus bridge: no token (--token or ARGUS_SESSION_TOKEN)", file=sys.stderr)
         return 2

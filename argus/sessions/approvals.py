@@ -9,7 +9,7 @@ it is pending gets it too. Requests are never auto-declined.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..protocol import messages as m
 from .connection import PendingServerRequest, RuntimeConnection
@@ -52,6 +52,18 @@ class ApprovalRouting:
         )
         conn.pending_server[key] = pending
         self._route_server_request(conn, pending)
+        self.hooks.on_server_request(self, obj["id"], obj["method"], params)  # type: ignore[attr-defined]
+
+    async def answer_server_request(self, request_id: Any, result: Any) -> bool:
+        """Answer a pending runtime request as the gateway (a chat's button): first wins.
+
+        False when it is not pending any more (another client answered, or it resolved).
+        """
+        conn: RuntimeConnection | None = self._conn  # type: ignore[attr-defined]
+        if conn is None or conn.pending_server.pop(m.id_key(request_id), None) is None:
+            return False
+        await self._send_line(conn, m.dumps({"id": request_id, "result": result}))  # type: ignore[attr-defined]
+        return True
 
     def _route_server_request(self, conn: RuntimeConnection, pending: PendingServerRequest) -> None:
         target: int | None = None

@@ -45,6 +45,14 @@ class SessionHooks:
     def on_runtime_exit(self, session: Session) -> None:
         """The runtime connection ended (exit, crash or stop)."""
 
+    def on_server_request(
+        self, session: Session, request_id: Any, method: str, params: dict
+    ) -> None:
+        """The runtime sent a request (an approval) that now waits for an answer."""
+
+    def on_server_answer(self, session: Session, request_id: Any, result: Any) -> None:
+        """A client answered a pending runtime request (it was the first)."""
+
     def on_session_deleted(self, session_id: str) -> None:
         """The session was deleted for good (``DELETE /sessions/{id}``)."""
 

@@ -104,7 +104,7 @@ class SessionManager:
             await self.provisioner.collect_orphans(list(self.sessions))
         except ProvisionError as exc:
             log.warning("orphan collection skipped: %s", exc)
-        if self.provisioner.mode == "docker":
+        if getattr(self.provisioner, "stops_idle_runtimes", False):
             self._nursery.start_soon(contained(self.serve_idle_reaper, "idle reaper"))
         for session_id in await self.provisioner.live_sessions(list(self.sessions)):
             what = f"re-adopting session={session_id}"

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from ..protocol import messages as m
 from ..protocol.requests import UpstreamIds, bridged_epoch
 from ..provision.base import NumberedRuntime
 from .connection import RuntimeConnection
@@ -53,4 +54,18 @@ async def adopt(session: Session, runtime: NumberedRuntime, conn: RuntimeConnect
     conn.requests.ids = UpstreamIds(bridged_epoch(runtime.generation))
     if runtime.initialize_result is not None:
         conn.handshake.prime(runtime.initialize_result)
+    await report_restart(runtime)
     return runtime.base + runtime.head
+
+
+async def report_restart(runtime: NumberedRuntime) -> None:
+    """Tell clients the engine runs a new task for this session (swarm: a new task id).
+
+    The provisioner says so with ``restartedFrom`` in the runtime's info. The note goes
+    through the bridge, which numbers it after the backlog, so it keeps its number across
+    a gateway restart like every other line.
+    """
+    previous = runtime.info.pop("restartedFrom", None)
+    if previous:
+        params = {"taskId": runtime.info.get("taskId"), "previousTaskId": previous}
+        await runtime.send_note(m.notification("argus/runtime/restarted", params).encode())

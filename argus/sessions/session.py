@@ -437,6 +437,7 @@ class Session(ApprovalRouting, AnswerRouting):
                 log.debug("dropping answer to unknown/answered request session=%s", self.id)
                 return
             await self._send_line(conn, m.compact(text, obj))
+            self.hooks.on_server_answer(self, obj["id"], obj.get("result"))
             return
         if not has_id:
             if method == "initialized" and not conn.handshake.on_initialized():

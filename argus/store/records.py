@@ -29,6 +29,7 @@ class FollowUp:
     created_at_ms: int
     attempts: int
     not_before_ms: int
+    input_items: str | None = None  # JSON list of extra turn input items (a chat's photos)
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,8 +180,8 @@ def peek_followups(
 ) -> list[FollowUp]:
     """The oldest ``limit`` queued inputs of a lane (they stay queued)."""
     rows = conn.execute(
-        "SELECT id, text, source_channel, source_chat_key, created_at_ms, attempts, not_before_ms"
-        " FROM followups WHERE session_id = ? AND thread_id = ? ORDER BY id LIMIT ?",
+        "SELECT id, text, source_channel, source_chat_key, created_at_ms, attempts, not_before_ms,"
+        " input_items FROM followups WHERE session_id = ? AND thread_id = ? ORDER BY id LIMIT ?",
         (session_id, thread_id, limit),
     ).fetchall()
     return [FollowUp(*r) for r in rows]

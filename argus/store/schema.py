@@ -86,7 +86,70 @@ CREATE TABLE channel_bindings (
 );
 """
 
+# The Telegram channel (issue 12): offsets and the update ledger per bot, the inbox of
+# accepted updates, chat -> thread mappings, the outbox, approval messages, small values.
+V2 = """
+CREATE TABLE tg_bots (
+    bot_id INTEGER PRIMARY KEY,
+    next_offset INTEGER,
+    updated_at_ms INTEGER NOT NULL
+);
+CREATE TABLE tg_ledger (
+    bot_id INTEGER NOT NULL,
+    update_id INTEGER NOT NULL,
+    at_ms INTEGER NOT NULL,
+    PRIMARY KEY (bot_id, update_id)
+);
+CREATE TABLE tg_inbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    bot_id INTEGER NOT NULL,
+    update_id INTEGER NOT NULL,
+    chat_key TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    not_before_ms INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    created_at_ms INTEGER NOT NULL
+);
+CREATE TABLE tg_chats (
+    chat_key TEXT PRIMARY KEY,
+    session_id TEXT NOT NULL,
+    thread_id TEXT NOT NULL,
+    updated_at_ms INTEGER NOT NULL
+);
+CREATE TABLE tg_outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    dedupe_key TEXT UNIQUE,
+    chat_key TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    body TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    not_before_ms INTEGER NOT NULL DEFAULT 0,
+    message_id INTEGER,
+    last_error TEXT,
+    created_at_ms INTEGER NOT NULL,
+    done_at_ms INTEGER
+);
+CREATE INDEX tg_outbox_due ON tg_outbox (state, id);
+CREATE TABLE tg_approvals (
+    session_id TEXT NOT NULL,
+    request_key TEXT NOT NULL,
+    chat_key TEXT NOT NULL,
+    outbox_id INTEGER,
+    body TEXT NOT NULL,
+    outcome TEXT,
+    created_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (session_id, request_key)
+);
+CREATE TABLE tg_kv (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+ALTER TABLE followups ADD COLUMN input_items TEXT
+"""
+
 #: MIGRATIONS[i] takes the schema from version i to i + 1.
-MIGRATIONS: list[str] = [V1]
+MIGRATIONS: list[str] = [V1, V2]
 
 LATEST = len(MIGRATIONS)
