@@ -165,7 +165,8 @@ def main() -> None:
         "--only",
         nargs="*",
         default=None,
-        help="only these groups: ceiling core automation nodes bridge rtt scale telegram swarm console",
+        help="only these groups: ceiling core automation nodes bridge rtt scale telegram swarm"
+        " console",
     )
     options = parser.parse_args()
     rows: list[Row] = []
