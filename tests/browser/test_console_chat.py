@@ -120,7 +120,7 @@ def _threads_with_turns(count: int) -> Any:
 
 
 def test_threads_page_and_history_loads(page: Page, gateway: Gateway) -> None:
-    with_party(gateway, None, _threads_with_turns(30))
+    with_party(gateway, "default", _threads_with_turns(30))
     open_console(page, gateway)
     threads = page.get_by_role("navigation", name="Threads")
     expect(threads.get_by_role("button", name="/quiet topic 29")).to_be_visible(timeout=TIMEOUT_MS)
@@ -140,7 +140,7 @@ def test_a_2000_item_thread_is_windowed_and_stays_usable(page: Page, gateway: Ga
         thread = (await party.request("thread/start", {}))["thread"]["id"]
         await party.turn(thread, "/fill 2000")
 
-    with_party(gateway, None, body)
+    with_party(gateway, "default", body)
     open_console(page, gateway)
     log = messages(page)
     expect(log).to_have_attribute("data-count", "2001", timeout=TIMEOUT_MS)
