@@ -106,6 +106,13 @@ class Settings(BaseModel):
     )
     prompt_file_max_bytes: int = Field(32 * 1024, ge=256, description="Cap per context file.")
     prompt_total_max_bytes: int = Field(96 * 1024, ge=1024, description="Cap for the context.")
+    turn_start_grace_s: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="After re-adopting a bridge: how long an earlier gateway's unanswered"
+        " turn/start may still be answered before its inputs are queued again.",
+    )
     cron_run_history: int = Field(50, ge=1, le=10_000, description="Runs kept per cron job.")
     # -- runtime bridge (issue 3) ---------------------------------------------------------
     local_detach: bool = Field(

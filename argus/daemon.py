@@ -199,6 +199,7 @@ async def serve(
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(manager.serve)
+            await automation.load_starting()  # before any runtime is adopted
             for channel in channels.channels:  # before re-adoption: it replays turn results
                 await nursery.start(channel.serve)
             binds = await nursery.start(

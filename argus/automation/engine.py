@@ -12,9 +12,9 @@ Invariants:
   that records the started turn (``records.commit_turn_start``), after that request's own
   ``turn/start`` response named the turn. A failed start leaves them queued with a growing
   ``not_before`` (backoff); a start refused because a turn we did not start is running
-  (-32600, after re-adopting a runtime) leaves them queued with no backoff, the lane busy
-  until that turn completes. A crash between a successful ``turn/start`` and that commit
-  runs the input again after the restart: at-least-once, never lost.
+  (-32600, after re-adopting a runtime) leaves them queued, the lane busy until it ends.
+* Exactly once across a gateway crash: a "starting" record is committed before each gateway
+  ``turn/start`` is written and resolved after a restart (``start_records``).
 * ``thread/resume`` is sent only for a thread not loaded in the current runtime connection
   (``loaded`` tracks thread ids per ``Session.runtime_generation``).
 """
@@ -34,15 +34,16 @@ from ..boundary import contained
 from ..config import Settings
 from ..procs import now_ms
 from ..protocol import codes
-from ..provision.base import ProvisionError
 from ..sessions.hooks import SessionHooks
 from ..sessions.internal_calls import RuntimeCallError
 from ..sessions.manager import SessionTable
-from ..sessions.session import Session, SessionGone
-from ..store import cron_records, records
+from ..sessions.session import Session
+from ..store import cron_records, records, turn_starts
 from ..store.db import Store
+from ..store.turn_starts import TurnStart
 from . import heartbeat, turn_input
 from .lanes import Lane, LaneTable
+from .start_records import START_ERRORS, StartResolution, turn_in_progress
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,6 @@ START_TIMEOUT_S = 120.0
 ENQUEUE_WAIT_S = 30.0
 BATCH_MAX = 50
 RECENT_STARTS = 256
-START_ERRORS = (RuntimeCallError, SessionGone, ProvisionError, trio.TooSlowError, OSError)
 GATEWAY_KINDS = frozenset({"user", "followup", "heartbeat", "cron"})
 
 
@@ -78,9 +78,10 @@ class Plan:
     is_main: bool
     followups: list[records.FollowUp]
     events: list[records.SystemEvent]
+    blocked: bool = False  # an earlier start of this lane is unresolved ("starting")
 
 
-class Engine(SessionHooks):
+class Engine(StartResolution, SessionHooks):
     """Lanes, workers and gateway turns for every session of the daemon.
 
     The clocks (``scheduler``) and the ``argus/*`` methods (``api``) sit above it and call
@@ -126,6 +127,9 @@ class Engine(SessionHooks):
         # on_notification / on_turn_result / on_server_request / on_server_answer.
         self.observer: Any = None
         self._nursery: trio.Nursery | None = None
+        # An earlier gateway's unresolved turn/starts by (session, upstream id).
+        self.in_doubt: dict[tuple[str, int], TurnStart] = {}
+        self._in_doubt_loaded = False
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -139,6 +143,7 @@ class Engine(SessionHooks):
 
     async def _recover(self) -> None:
         """After a restart: no turn runs in a fresh runtime; queued work resumes."""
+        await self.resolve_after_restart()
         for session_id, _thread, _turn, _kind in await self.store.run(records.active_lanes):
             session = self.session(session_id)
             if session is None or session.state != "running":
@@ -224,6 +229,8 @@ class Engine(SessionHooks):
         self.session_backoff.pop(session_id, None)
         self.last_heartbeat.pop(session_id, None)
         self.bootstrapped.discard(session_id)
+        for key in [k for k in self.in_doubt if k[0] == session_id]:
+            del self.in_doubt[key]
         for lane in self.lanes.of_session(session_id):
             lane.release()
             self.lanes.lanes.pop((session_id, lane.thread_id), None)
@@ -325,9 +332,12 @@ class Engine(SessionHooks):
                 session = self.session(lane.session_id)
                 if session is None:
                     return
+                changed = lane.changed  # a wake while the plan is read is not lost
                 plan = await self.store.run(_plan, lane.session_id, lane.thread_id)
                 kind = self._next_kind(lane, plan)
                 if kind is None:
+                    if changed.is_set():
+                        continue
                     return
                 if kind == "followup":
                     wait_s = (plan.followups[0].not_before_ms - self.wall_ms()) / 1000
@@ -340,6 +350,8 @@ class Engine(SessionHooks):
             lane.worker = False
 
     def _next_kind(self, lane: Lane, plan: Plan) -> str | None:
+        if plan.blocked:
+            return None
         if plan.followups:
             return "followup"
         if not plan.is_main:
@@ -373,6 +385,8 @@ class Engine(SessionHooks):
             else ""
         )
         completions = lane.completions
+        recorded: list[TurnStart] = []
+        record_start = self.start_recorder(session, lane, kind, source, followups, plan, recorded)
         try:
             with trio.fail_after(START_TIMEOUT_S):
                 # Adopting a bridged runtime replays its backlog through the lanes first:
@@ -394,8 +408,12 @@ class Engine(SessionHooks):
                     "input": items,
                     "approvalPolicy": self.settings.automation_approval_policy,
                 }
-                result = await session.call("turn/start", params, timeout=START_TIMEOUT_S)
+                result = await session.call(
+                    "turn/start", params, timeout=START_TIMEOUT_S, before_send=record_start
+                )
         except START_ERRORS as exc:
+            if recorded:  # it started nothing: the record goes, the inputs stay queued
+                await self.store.run(turn_starts.release, session.id, recorded[0].upstream_id)
             if turn_in_progress(exc) and lane.busy:
                 self._wait_for_running_turn(session, lane, kind, completions)
                 if waiter is not None:
@@ -432,14 +450,9 @@ class Engine(SessionHooks):
             lane.starting = False
             lane.active_turn_id = turn_id
         await self.store.run(
-            records.commit_turn_start,
-            session.id,
-            lane.thread_id,
-            [f.id for f in followups],
-            [e.id for e in plan.events],
+            turn_starts.commit_started,
+            recorded[0],  # before_send ran: the request was written
             turn_id if still_running else None,
-            kind,
-            source,
             self.wall_ms(),
         )
         metrics.STATS.turns_started.add(kind)
@@ -577,14 +590,6 @@ class Engine(SessionHooks):
         return event
 
 
-def turn_in_progress(exc: BaseException) -> bool:
-    """Whether a ``turn/start`` failed because the thread already runs a turn (-32600)."""
-    if not isinstance(exc, RuntimeCallError) or exc.error.get("code") != -32600:
-        return False
-    message = str(exc.error.get("message") or "").lower()
-    return "in progress" in message or "already running" in message or "active turn" in message
-
-
 def wakes_heartbeat(event: records.SystemEvent) -> bool:
     """Node churn and cron writebacks wait for the next turn; ``meta.wakeHeartbeat`` overrides."""
     meta = event.meta or {}
@@ -595,6 +600,8 @@ def wakes_heartbeat(event: records.SystemEvent) -> bool:
 
 def _plan(conn: Any, session_id: str, thread_id: str) -> Plan:
     is_main = records.get_main_thread(conn, session_id) == thread_id
+    if turn_starts.lane_starting(conn, session_id, thread_id):
+        return Plan(is_main, [], [], blocked=True)
     followups = records.peek_followups(conn, session_id, thread_id, BATCH_MAX)
     events = records.peek_events(conn, session_id, thread_id, turn_input.MAX_EVENTS_PER_TURN)
     return Plan(is_main, followups, events)

@@ -4,7 +4,8 @@ Every request the gateway forwarded is in the connection's ``RequestMap``. A res
 looked up there once: it goes to the client that asked (its own id restored) or resolves
 the daemon's internal call; the answer to the in-flight ``initialize`` also settles every
 waiter of the handshake. A response nobody waits for (a client that left, an id of an
-earlier gateway's connection) is dropped with a debug line.
+earlier gateway's connection) is handed to ``hooks.on_unmatched_response`` (the automation
+resolves an earlier gateway's ``turn/start`` with it) and otherwise dropped.
 """
 
 from __future__ import annotations
@@ -64,7 +65,8 @@ class AnswerRouting:
             # bridge replays or forwards after a restart. Never anyone's answer here.
             earlier = conn.requests.from_earlier_connection(upstream_id)
             why = "from an earlier connection" if earlier else "with unknown id"
-            log.debug("dropping response %s session=%s id=%r", why, self.id, upstream_id)
+            log.debug("unmatched response %s session=%s id=%r", why, self.id, upstream_id)
+            self.hooks.on_unmatched_response(self, upstream_id, obj)  # type: ignore[arg-type]
             return
         if is_initialize:
             self._on_initialize_response(conn, obj)

@@ -42,6 +42,13 @@ class SessionHooks:
     def on_runtime_started(self, session: Session) -> None:
         """A new runtime connection is up (``session.runtime_generation`` changed)."""
 
+    def on_runtime_caught_up(self, session: Session) -> None:
+        """The runtime is connected and an adopted bridge's backlog has been read."""
+
+    def on_unmatched_response(self, session: Session, upstream_id: Any, obj: dict) -> None:
+        """A runtime response no request of this connection waits for: typically the
+        answer to an earlier gateway's request, replayed or forwarded by a bridge."""
+
     def on_runtime_exit(self, session: Session) -> None:
         """The runtime connection ended (exit, crash or stop)."""
 

@@ -30,14 +30,28 @@ class RuntimeCallError(Exception):
         self.error = error
 
 
+BeforeSend = Callable[[int], Awaitable[None]]
+
+
 async def call_runtime(
-    conn: RuntimeConnection, send_line: SendLine, method: str, params: Any, timeout: float
+    conn: RuntimeConnection,
+    send_line: SendLine,
+    method: str,
+    params: Any,
+    timeout: float,
+    before_send: BeforeSend | None = None,
 ) -> Any:
-    """One request as the gateway itself; its result, or ``RuntimeCallError``."""
+    """One request as the gateway itself; its result, or ``RuntimeCallError``.
+
+    ``before_send(upstream_id)`` runs once the request has its id and before it is
+    written (the engine persists a "starting" record there); if it raises, nothing is sent.
+    """
     await ensure_initialized(conn, send_line, timeout)
     call = InternalCall()
     upstream_id = conn.requests.add(call, None, method)
     try:
+        if before_send is not None:
+            await before_send(upstream_id)
         await send_line(conn, m.dumps({"id": upstream_id, "method": method, "params": params}))
         with trio.fail_after(timeout):
             await call.done.wait()

@@ -40,7 +40,7 @@ from .answers import AnswerRouting
 from .approvals import ApprovalRouting
 from .connection import HandshakeWaiter, RuntimeConnection
 from .hooks import NO_HOOKS, GatewayMethodError, SessionHooks
-from .internal_calls import RuntimeCallError, call_runtime
+from .internal_calls import BeforeSend, RuntimeCallError, call_runtime
 from .replay import Entry, ReplayBuffer
 from .subscriber import SendText, Subscriber, cut_off_laggards
 
@@ -103,6 +103,11 @@ class Session(ApprovalRouting, AnswerRouting):
     def state(self) -> str:
         """``running`` while a runtime process is connected, else ``stopped``."""
         return "running" if self._conn is not None else "stopped"
+
+    @property
+    def bridged(self) -> bool:
+        """Whether the connected runtime is reached through a bridge (it outlives us)."""
+        return self._conn is not None and self._conn.numbered is not None
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Own the session's nursery until ``stop()``; runs in the manager's nursery."""
@@ -188,6 +193,7 @@ class Session(ApprovalRouting, AnswerRouting):
                         await self._read_runtime(runtime, conn, until=backlog)
                     finally:
                         self._catching_up = False
+                self.hooks.on_runtime_caught_up(self)
                 task_status.started()
                 try:
                     await self._read_runtime(runtime, conn)
@@ -536,13 +542,23 @@ class Session(ApprovalRouting, AnswerRouting):
         self._broadcast(text)
         self._after_batch()
 
-    async def call(self, method: str, params: Any, *, timeout: float = 120.0) -> Any:
-        """Make a request to the runtime as the gateway itself (automation uses this)."""
+    async def call(
+        self,
+        method: str,
+        params: Any,
+        *,
+        timeout: float = 120.0,
+        before_send: BeforeSend | None = None,
+    ) -> Any:
+        """Make a request to the runtime as the gateway itself (automation uses this).
+
+        ``before_send(upstream_id)`` runs just before the request is written.
+        """
         await self.ensure_running()
         conn = self._conn
         if conn is None:
             raise RuntimeCallError({"code": codes.RUNTIME_EXITED, "message": "Runtime exited"})
-        return await call_runtime(conn, self._send_line, method, params, timeout)
+        return await call_runtime(conn, self._send_line, method, params, timeout, before_send)
 
     def workspace_path(self) -> Path | None:
         """The session's workspace as the gateway sees it (for project context files)."""

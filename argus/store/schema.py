@@ -149,7 +149,26 @@ CREATE TABLE tg_kv (
 ALTER TABLE followups ADD COLUMN input_items TEXT
 """
 
+# Exactly-once gateway turns: a "starting" record written before a gateway turn/start is
+# sent, cleared in the transaction that records the turn as started (or releases it).
+V3 = """
+CREATE TABLE turn_starts (
+    session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+    upstream_id INTEGER NOT NULL,
+    thread_id TEXT NOT NULL,
+    bridge_instance TEXT,
+    kind TEXT NOT NULL,
+    source_channel TEXT,
+    source_chat_key TEXT,
+    followup_ids TEXT NOT NULL,
+    event_ids TEXT NOT NULL,
+    created_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (session_id, upstream_id)
+);
+CREATE INDEX turn_starts_lane ON turn_starts (session_id, thread_id)
+"""
+
 #: MIGRATIONS[i] takes the schema from version i to i + 1.
-MIGRATIONS: list[str] = [V1, V2]
+MIGRATIONS: list[str] = [V1, V2, V3]
 
 LATEST = len(MIGRATIONS)
