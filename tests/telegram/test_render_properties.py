@@ -19,6 +19,18 @@ TOKENS = [*"ab *_~`#>-+[]()\n\t<>&\"'", "```", "\n\n", "😀", "é", "word", "ht
 markdown = st.lists(st.sampled_from(TOKENS), max_size=300).map("".join)
 
 
+FENCE_INFO = re.compile(r"(?m)^(\s*```)[^\n]*")
+
+
+def letters(text: str) -> str:
+    return re.sub(r"[^\w😀]", "", text)
+
+
+def is_subsequence(small: str, big: str) -> bool:
+    rest = iter(big)
+    return all(ch in rest for ch in small)
+
+
 def balanced(html: str) -> bool:
     stack = []
     for closing, name in TAG.findall(html):
@@ -37,9 +49,12 @@ def test_parts_fit_and_are_balanced(text: str, limit: int) -> None:
         assert render.utf16_len(part.html) <= limit
         assert render.utf16_len(part.plain) <= limit
         assert balanced(part.html), part.html
-    # Markup may be consumed (an empty fence is no message); the words never are.
-    words = re.sub(r"[^\w😀]", "", text)
-    assert re.sub(r"[^\w😀]", "", "".join(p.plain for p in parts)) == words
+    # Markup may be consumed (an empty fence is no message, a fence's language tag is not
+    # shown); the words never are, and nothing is invented: the output's letters lie between
+    # the input's without language tags and the whole input's, in order.
+    shown = letters("".join(p.plain for p in parts))
+    assert is_subsequence(letters(FENCE_INFO.sub("", text)), shown)
+    assert is_subsequence(shown, letters(text))
 
 
 @settings(max_examples=300, deadline=None)

@@ -142,6 +142,12 @@ class Block:
     code: bool
 
 
+def _closes_fence(line: str) -> bool:
+    """A closing fence is backticks alone (CommonMark): "```b" is text, and keeps its "b"."""
+    bare = line.strip()
+    return len(bare) >= 3 and set(bare) == {"`"}
+
+
 def blocks_of(markdown: str) -> list[Block]:
     """Split Markdown into paragraphs and fenced code blocks (an unclosed fence is text)."""
     text = markdown.replace("\r\n", "\n").replace("\r", "\n")
@@ -158,9 +164,7 @@ def blocks_of(markdown: str) -> list[Block]:
     while i < len(lines):
         line = lines[i]
         if line.lstrip().startswith("```"):
-            end = next(
-                (j for j in range(i + 1, len(lines)) if lines[j].strip().startswith("```")), None
-            )
+            end = next((j for j in range(i + 1, len(lines)) if _closes_fence(lines[j])), None)
             if end is not None:
                 flush()
                 code = lines[i + 1 : end]
