@@ -28,7 +28,7 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
-from . import metrics
+from . import memory, metrics
 from .auth import gateway_secret
 from .automation import heartbeat
 from .automation.cron_api import make_cron_provider
@@ -150,7 +150,7 @@ def build_asgi(
     http_app = build_http_app(settings, manager, automation)
     add_nodes_routes(http_app, admin_only(settings), registry)
     add_mcp_routes(
-        http_app, McpServer(tools, settings.mcp_session_ttl_s), scopes, settings.allowed_origins
+        http_app, McpServer(tools, settings.mcp_session_ttl_s, settings.mcp_max_sessions), scopes, settings.allowed_origins
     )
     ws_routes = {
         "/": CodexRemoteEndpoint(settings, manager, secret),
@@ -197,6 +197,7 @@ async def serve(
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(manager.serve)
+            nursery.start_soon(memory.trim_periodically, settings.malloc_trim_s)
             for channel in channels.channels:  # before re-adoption: it replays turn results
                 await nursery.start(channel.serve)
             binds = await nursery.start(
