@@ -150,7 +150,10 @@ def build_asgi(
     http_app = build_http_app(settings, manager, automation)
     add_nodes_routes(http_app, admin_only(settings), registry)
     add_mcp_routes(
-        http_app, McpServer(tools, settings.mcp_session_ttl_s, settings.mcp_max_sessions), scopes, settings.allowed_origins
+        http_app,
+        McpServer(tools, settings.mcp_session_ttl_s, settings.mcp_max_sessions),
+        scopes,
+        settings.allowed_origins,
     )
     ws_routes = {
         "/": CodexRemoteEndpoint(settings, manager, secret),

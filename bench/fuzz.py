@@ -89,7 +89,8 @@ class FuzzReport:
     rss_after_kib: int = 0
     replay_before: int = 0
     replay_after: int = 0
-    heap_blocks_before: int = 0  # live Python allocator blocks (argus_python_heap_blocks)
+    heap_blocks_start: int = 0  # live Python allocator blocks (argus_python_heap_blocks)
+    heap_blocks_before: int = 0
     heap_blocks_after: int = 0
     healthy: bool = False
     sessions_answering: int = 0
@@ -486,6 +487,7 @@ async def run_fuzz(
     sessions, threads = await _sessions(daemon, 3)
     report.sessions = len(sessions)
     report.rss_start_kib = rss_kib(daemon.process.pid)
+    report.heap_blocks_start = await gauge(daemon, "argus_python_heap_blocks")
     # Warm up with the same mix (first connections, caches, and the allocator's high-water
     # mark for 1 MiB frames) before the baseline: what is compared is growth per case.
     warm = min(cases, WARM_UP_CASES)
@@ -546,7 +548,8 @@ def summary(report: FuzzReport) -> list[str]:
         f"{report.rss_after_kib} KiB "
         f"({report.memory_ratio:.2f}x; replay logs {report.replay_before // 1024} -> "
         f"{report.replay_after // 1024} KiB; live Python heap blocks "
-        f"{report.heap_blocks_before} -> {report.heap_blocks_after}), {report.seconds:.0f}s"
+        f"{report.heap_blocks_start} at start, {report.heap_blocks_before} after the warm-up "
+        f"-> {report.heap_blocks_after}), {report.seconds:.0f}s"
     )
     return lines
 
