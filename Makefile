@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint fmt venv clean
+.PHONY: run test bench lint fmt venv clean console-vendor
 
 venv: $(STAMP)
 
@@ -19,6 +19,9 @@ run: $(STAMP)
 	$(BIN)/argus serve
 
 test: lint
+	@# The console's pure JS logic; skipped (with a note) where Node is not installed.
+	@if command -v node >/dev/null 2>&1; then node --test tests/js/; \
+	else echo "make test: node not found, skipping tests/js (the console's JS unit tests)"; fi
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 bench: $(STAMP)
@@ -35,3 +38,8 @@ fmt: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# Rebuild argus/console/vendor.js from the pinned npm packages (needs Node; Argus does not).
+console-vendor:
+	npm ci --no-audit --no-fund
+	npm run build:vendor

@@ -2,9 +2,11 @@
 
 A leaf: it imports only ``config``, so every layer and every program may use it.
 
-Tokens come from ``Authorization: Bearer <token>`` or, for browsers that cannot set headers
-on a WebSocket, ``?token=``. When the header is present the query string is not consulted
-(the original's rule). Comparison is constant-time, and nothing here ever logs a token.
+Tokens come from ``Authorization: Bearer <token>`` or, for browsers that cannot set
+headers on a WebSocket, the subprotocol ``bearer.<token>`` offered next to ``argus.v1``
+(the web console's way: the token never enters a URL) or ``?token=``. When the header is
+present the query string is not consulted (the original's rule). Comparison is
+constant-time, and nothing here ever logs a token.
 
 Per-session credentials are derived from the gateway's secret. A runtime (a local bridge,
 a container, the node-host beside it) needs a credential to talk back to the gateway, but
@@ -60,6 +62,38 @@ def extract_token(authorization: str | None, query: Mapping[str, list[str]]) -> 
         return token_from_authorization(authorization)
     values = query.get("token")
     return values[0] if values else None
+
+
+ARGUS_SUBPROTOCOL = "argus.v1"
+BEARER_PREFIX = "bearer."
+
+
+def subprotocol_token(subprotocols: Iterable[str]) -> str | None:
+    """The token of a ``bearer.<token>`` subprotocol, if one was offered.
+
+    Browsers can set no header on a WebSocket, but they can offer subprotocols; the console
+    offers ``argus.v1`` plus ``bearer.<token>``, and the gateway answers ``argus.v1`` only,
+    so the token is never echoed back.
+    """
+    for proto in subprotocols:
+        if proto.startswith(BEARER_PREFIX):
+            return proto[len(BEARER_PREFIX) :] or None
+    return None
+
+
+def same_origin(origin: str | None, host: str | None) -> bool:
+    """Whether ``Origin`` names the host the request was sent to (the console's own page).
+
+    Only meaningful with a token configured: without one, a DNS-rebinding page also looks
+    same-origin, so the loopback rule of :func:`origin_allowed` applies alone.
+    """
+    if not origin or not host:
+        return False
+    try:
+        parts = urlsplit(origin.strip())
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and parts.netloc.lower() == host.strip().lower()
 
 
 def token_matches(expected: str | None, provided: str | None) -> bool:

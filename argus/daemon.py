@@ -49,6 +49,7 @@ from .store.db import Store, open_store
 from .web import authlimit
 from .web.asgi import ArgusAsgi
 from .web.codex_remote import CodexRemoteEndpoint
+from .web.console_http import add_console_routes
 from .web.http import admin_only, build_http_app
 from .web.mcp import McpServer, add_mcp_routes
 from .web.nodes_http import add_nodes_routes
@@ -149,6 +150,7 @@ def build_asgi(
     tools = NodeTools(registry, scopes, make_cron_provider(automation) if automation else None)
     http_app = build_http_app(settings, manager, automation)
     add_nodes_routes(http_app, admin_only(settings), registry)
+    add_console_routes(http_app, admin_only(settings), settings, manager)
     add_mcp_routes(
         http_app,
         McpServer(tools, settings.mcp_session_ttl_s, settings.mcp_max_sessions),

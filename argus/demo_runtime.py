@@ -35,6 +35,14 @@ Special inputs (the text of a ``turn/start``):
 ``/quiet TEXT``
     answer with TEXT as one delta, nothing else (a turn that completes at once, whatever
     context surrounds it).
+``/fill N``
+    add N finished items (alternating user and agent messages) to the turn at once, so a
+    thread with a long history exists in one turn (the console's windowed list).
+``/think TEXT``
+    a ``reasoning`` item whose summary streams as TEXT, then an answer.
+
+``thread/list`` pages with ``limit`` and ``cursor`` (an offset; ``nextCursor`` is null on
+the last page).
 """
 
 from __future__ import annotations
@@ -98,14 +106,15 @@ class ThreadStore:
 
     def all(self) -> list[dict[str, Any]]:
         """Every persisted thread, newest first."""
-        threads = []
+        found = []
         for path in self.dir.glob("*.json"):
             try:
-                threads.append(json.loads(path.read_text()))
+                # updatedAt is in seconds; the file's mtime orders threads within a second.
+                found.append((path.stat().st_mtime_ns, json.loads(path.read_text())))
             except (OSError, ValueError):
                 continue
-        threads.sort(key=lambda t: t.get("updatedAt", 0), reverse=True)
-        return threads
+        found.sort(key=lambda pair: (pair[1].get("updatedAt", 0), pair[0]), reverse=True)
+        return [thread for _, thread in found]
 
 
 def thread_view(thread: dict[str, Any], include_turns: bool, loaded: bool) -> dict[str, Any]:
@@ -259,12 +268,17 @@ class DemoRuntime:
     async def thread_list(self, req_id: Any, params: dict[str, Any]) -> None:
         """Persisted threads, newest first."""
         limit = params.get("limit")
+        cursor = params.get("cursor")
         threads = self.store.all()
-        if isinstance(limit, int) and limit > 0:
-            threads = threads[:limit]
-        data = [thread_view(t, False, t["id"] in self.loaded) for t in threads]
+        start = int(cursor) if isinstance(cursor, str) and cursor.isdigit() else 0
+        end = start + limit if isinstance(limit, int) and limit > 0 else len(threads)
+        next_cursor = str(end) if end < len(threads) else None
+        data = [thread_view(t, False, t["id"] in self.loaded) for t in threads[start:end]]
         await self.send(
-            {"id": req_id, "result": {"data": data, "nextCursor": None, "backwardsCursor": None}}
+            {
+                "id": req_id,
+                "result": {"data": data, "nextCursor": next_cursor, "backwardsCursor": None},
+            }
         )
 
     async def turn_start(self, req_id: Any, params: dict[str, Any]) -> None:
@@ -359,6 +373,13 @@ class DemoRuntime:
             count, delay_ms = int(args[0]), int(args[1]) if len(args) > 1 else 50
             await self.stream_message(base, turn, [""] * count, delay=delay_ms / 1000, stamp=True)
             return "completed"
+        if command == "/fill":
+            self.fill_history(turn, int(args[0]) if args else 100)
+            return "completed"
+        if command == "/think":
+            await self.reasoning(base, turn, rest.strip() or "thinking")
+            await self.stream_message(base, turn, ["thought: ", rest.strip()])
+            return "completed"
         if command == "/quiet":
             await self.stream_message(base, turn, [rest.strip()])
             return "completed"
@@ -420,6 +441,31 @@ class DemoRuntime:
                 )
             deltas = sent
         item["text"] = "".join(deltas)
+        await self.notify("item/completed", {**base, "item": item, "completedAtMs": now_ms()})
+        turn["items"].append(item)
+
+    def fill_history(self, turn: dict[str, Any], count: int) -> None:
+        """Add ``count`` finished items to the turn at once (a long history, for the console)."""
+        for i in range(count):
+            role = "userMessage" if i % 2 == 0 else "agentMessage"
+            text = f"history item {i}: " + ("question" if i % 2 == 0 else "**answer** text")
+            item: dict[str, Any] = {"type": role, "id": f"fill_{uuid.uuid4().hex[:12]}"}
+            if role == "userMessage":
+                item["content"] = [{"type": "text", "text": text}]
+            else:
+                item["text"] = text
+            turn["items"].append(item)
+
+    async def reasoning(self, base: dict[str, Any], turn: dict[str, Any], text: str) -> None:
+        """A reasoning item whose summary streams in two deltas."""
+        item_id = f"rs_{uuid.uuid4().hex[:12]}"
+        item = {"type": "reasoning", "id": item_id, "summary": [], "content": []}
+        await self.notify("item/started", {**base, "item": item, "startedAtMs": now_ms()})
+        half = len(text) // 2
+        for part in (text[:half], text[half:]):
+            params = {**base, "itemId": item_id, "delta": part, "summaryIndex": 0}
+            await self.notify("item/reasoning/summaryTextDelta", params)
+        item["summary"] = [text]
         await self.notify("item/completed", {**base, "item": item, "completedAtMs": now_ms()})
         turn["items"].append(item)
 

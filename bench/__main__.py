@@ -14,6 +14,7 @@ from bench import (
     argus_bench,
     automation_bench,
     bridge_bench,
+    console_bench,
     nodes_bench,
     rtt_bench,
     scale_bench,
@@ -89,6 +90,9 @@ def verdicts(rows: list[Row]) -> list[str]:
     idle = find(rows, "idle", "per client")
     if idle:
         line("idle client", f"{idle['value']:.1f} KiB", "<= 30 KiB", idle["value"] <= 30)
+    size = find(rows, "console", "JS minified") or find(rows, "console", "JS served")
+    if size:
+        line("console JS, gzipped", f"{size['value']:.1f} KB", "<= 100 KB", size["value"] <= 100)
     return out + issue14_verdicts(rows)
 
 
@@ -163,7 +167,7 @@ def main() -> None:
         nargs="*",
         default=None,
         help="only these groups: ceiling core automation nodes bridge rtt scale telegram swarm"
-        " reliability tui",
+        " reliability tui console",
     )
     parser.add_argument(
         "--long", action="store_true", help="reliability group: the long soak (10,000 disconnects)"
@@ -172,7 +176,7 @@ def main() -> None:
     rows: list[Row] = []
     all_groups = (
         "ceiling", "core", "automation", "nodes", "bridge", "rtt", "scale", "telegram", "swarm",
-        "reliability", "tui",
+        "reliability", "tui", "console",
     )  # fmt: skip
     groups = set(options.only or all_groups)
     if not options.no_ceiling and "ceiling" in groups:
@@ -199,6 +203,8 @@ def main() -> None:
         from bench import reliability
 
         rows += reliability.run(quick=options.quick, long=options.long)
+    if "console" in groups:
+        rows += console_bench.run(quick=options.quick)
     print(f"{'bench':<9} {'case':<40} {'value':>14} unit")
     for row in rows:
         extra = ""

@@ -248,7 +248,9 @@ class WsAsgiConnection:
                 await self._write(self.ws.send(BytesMessage(data=message.get("bytes") or b"")))
         elif kind == "websocket.accept":
             self.accepted = self.responded = True
-            data = self.ws.send(AcceptConnection())
+            # The console asks for ``argus.v1`` (its token rides as ``bearer.<token>``);
+            # the answer names the chosen subprotocol only, never the token.
+            data = self.ws.send(AcceptConnection(subprotocol=message.get("subprotocol")))
             # From here on only the frame protocol is needed: drop the handshake (and its
             # h11 connection), about 2 KiB an idle client would otherwise keep.
             if isinstance(self.ws, WSConnection) and self.ws.connection is not None:
@@ -344,7 +346,7 @@ def asgi_scope(request: Request, headers: Headers, stream: trio.SocketStream) ->
         "headers": headers,
         "client": client,
         "server": server,
-        "subprotocols": [],
+        "subprotocols": list(request.subprotocols),
         "extensions": {},
     }
 

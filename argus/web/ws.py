@@ -49,7 +49,9 @@ class WsEndpoint:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         """Serve one WebSocket connection."""
-        accepted = await accept(scope, receive, send, self.settings.allowed_origins)
+        accepted = await accept(
+            scope, receive, send, self.settings.allowed_origins, self.settings.admin_token
+        )
         if accepted is None:
             return
         query, token = accepted.query, accepted.token
