@@ -55,6 +55,8 @@ over the variable. Variables without a flag:
   ARGUS_WS_SEND_TIMEOUT_S       drop a peer whose socket accepts nothing this long (default 30)
   ARGUS_MAX_INFLIGHT_REQUESTS   requests in flight per session (default 4096)
   ARGUS_MAX_SESSIONS            sessions at once (default 1000)
+  ARGUS_MCP_MAX_SESSIONS        MCP sessions kept, least recently used dropped (default 10000)
+  ARGUS_MALLOC_TRIM_S           return freed heap to the OS this often (default 30, 0 never)
   ARGUS_STDERR_TAIL_BYTES       runtime stderr kept for diagnostics (default 16 KiB)
   ARGUS_STOP_TIMEOUT_S          per step of stopping a runtime (default 5)
   ARGUS_SHUTDOWN_TIMEOUT_S      graceful shutdown deadline (default 10)

@@ -160,6 +160,12 @@ class Settings(BaseModel):
         300_000, ge=1000, le=3_600_000, description="Longest wait for one node invoke."
     )
     mcp_session_ttl_s: float = Field(3600.0, gt=0, description="Idle MCP sessions expire.")
+    mcp_max_sessions: int = Field(
+        10_000, ge=1, description="MCP sessions kept; past it the least recently used goes."
+    )
+    malloc_trim_s: float = Field(
+        30.0, ge=0, description="Return freed heap to the OS this often (glibc; 0: never)."
+    )
     runtime_node: bool = Field(
         True, description="Run an argus node-host beside each local runtime (runtime:<id>)."
     )

@@ -28,7 +28,7 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
-from . import metrics
+from . import memory, metrics
 from .auth import gateway_secret
 from .automation import heartbeat
 from .automation.cron_api import make_cron_provider
@@ -152,7 +152,10 @@ def build_asgi(
     add_nodes_routes(http_app, admin_only(settings), registry)
     add_console_routes(http_app, admin_only(settings), settings, manager)
     add_mcp_routes(
-        http_app, McpServer(tools, settings.mcp_session_ttl_s), scopes, settings.allowed_origins
+        http_app,
+        McpServer(tools, settings.mcp_session_ttl_s, settings.mcp_max_sessions),
+        scopes,
+        settings.allowed_origins,
     )
     ws_routes = {
         "/": CodexRemoteEndpoint(settings, manager, secret),
@@ -200,6 +203,7 @@ async def serve(
         async with trio.open_nursery() as nursery:
             await nursery.start(manager.serve)
             await automation.load_starting()  # before any runtime is adopted
+            nursery.start_soon(memory.trim_periodically, settings.malloc_trim_s)
             for channel in channels.channels:  # before re-adoption: it replays turn results
                 await nursery.start(channel.serve)
             binds = await nursery.start(

@@ -17,6 +17,7 @@ store's worker thread (thread-safe by the library's lock), once per transaction.
 from __future__ import annotations
 
 import collections
+import sys
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,7 +29,7 @@ from prometheus_client.registry import Collector
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
-SURFACES = ("ws", "nodes_ws", "mcp", "http")
+SURFACES = ("ws", "remote", "nodes_ws", "mcp", "http")
 TURN_KINDS = ("client", "user", "followup", "event", "heartbeat", "cron")
 INVOKE_OUTCOMES = (
     "ok",
@@ -152,6 +153,11 @@ class ArgusCollector(Collector):
         yield GaugeMetricFamily("argus_clients", "Attached /ws clients.", value=clients)
         yield GaugeMetricFamily(
             "argus_replay_log_bytes", "Bytes retained in all replay logs.", value=replay_bytes
+        )
+        yield GaugeMetricFamily(
+            "argus_python_heap_blocks",
+            "Memory blocks the Python allocator has live (sys.getallocatedblocks).",
+            value=sys.getallocatedblocks(),
         )
         yield GaugeMetricFamily(
             "argus_nodes_connected",

@@ -13,7 +13,8 @@ So, compared with ``/ws``:
 * after its ``thread/items/list`` answer the client gets the thread's still-streaming agent
   messages as they stand (``codex_catchup``), which its rebuilt transcript would lack.
 
-Everything else is ``/ws``: the Origin check, the ``argus/session`` first frame (codex drops
+Everything else is ``/ws``: the auth-failure rate limit and metrics (surface ``remote``),
+the Origin check, the ``argus/session`` first frame (codex drops
 unknown notifications), ``initialize`` answered per connection from the session's cache with
 the client's id restored exactly (codex waits for the string id ``"initialize"``), and
 server requests routed to the turn's owner or, when it is gone, to another client.
@@ -31,6 +32,7 @@ from .. import auth
 from ..config import Settings
 from ..protocol import codes
 from ..sessions.manager import DEFAULT_SESSION_ID, SessionManager
+from . import authlimit
 from .accept import accept, close_reason
 from .codex_catchup import ThreadCatchUp
 from .ws import CLOSE_TIMEOUT_S, WsEndpoint
@@ -70,8 +72,13 @@ class CodexRemoteEndpoint(WsEndpoint):
                     {"type": "websocket.close", "code": code, "reason": close_reason(reason)}
                 )
 
+        address = authlimit.client_address(scope)
+        if authlimit.LIMITER.limited(address, "remote"):
+            await close(authlimit.CLOSE_RATE_LIMITED, authlimit.REASON)
+            return
         session_id = self.session_for_token(token)
         if session_id is None:
+            authlimit.LIMITER.failed(address, "remote")
             await close(codes.CLOSE_POLICY_VIOLATION, "Unauthorized")
             return
         session, created, problem_code, problem = await self._open_session(session_id)
@@ -99,5 +106,6 @@ class CodexRemoteEndpoint(WsEndpoint):
             "coalesce": True,
             "live": True,
             "on_attach": catch_up.attached,
+            "surface": "remote",
         }
         await self._serve_client(session, created, opts, receive_noting, send_catching_up, close)

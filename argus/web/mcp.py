@@ -20,7 +20,8 @@ Transport rules followed (spec 2025-06-18 / 2025-11-25):
 * ``GET`` (server-initiated stream) is 405; ``DELETE`` ends a session.
 
 Sessions expire after ``ARGUS_MCP_SESSION_TTL_S`` without use and are bounded in number
-(the least recently used is dropped past ``MAX_SESSIONS``).
+(``ARGUS_MCP_MAX_SESSIONS``, default ``MAX_SESSIONS``: past it the least recently used
+session is dropped, and its id answers 404 like an expired one).
 """
 
 from __future__ import annotations
@@ -65,9 +66,10 @@ def rpc_error(req_id: Any, code: int, message: str) -> dict[str, Any]:
 class McpServer:
     """Sessions and method dispatch; the HTTP route is in ``add_mcp_routes``."""
 
-    def __init__(self, tools: NodeTools, ttl_s: float) -> None:
+    def __init__(self, tools: NodeTools, ttl_s: float, max_sessions: int = MAX_SESSIONS) -> None:
         self.tools = tools
         self.ttl_s = ttl_s
+        self.max_sessions = max_sessions
         self.sessions: OrderedDict[str, McpSession] = OrderedDict()
 
     def session(self, session_id: str | None, principal: Principal) -> McpSession | None:
@@ -89,7 +91,7 @@ class McpServer:
         """A new session id (the least recently used one goes past the bound)."""
         session_id = uuid.uuid4().hex
         self.sessions[session_id] = McpSession(principal, version)
-        while len(self.sessions) > MAX_SESSIONS:
+        while len(self.sessions) > self.max_sessions:
             self.sessions.popitem(last=False)
         return session_id
 

@@ -149,7 +149,7 @@ class WsEndpoint:
             with trio.CancelScope() as receiving:
                 sub.on_done = receiving.cancel
                 session.start_sender(sub)
-                await self._receive_loop(session, sub, receive)
+                await self._receive_loop(session, sub, receive, opts.get("surface", "ws"))
             await sub.done.wait()
             client_gone = sub.close_code == codes.CLOSE_ABNORMAL
         except SessionGone:
@@ -159,7 +159,9 @@ class WsEndpoint:
         if not client_gone and sub.close_code is not None:
             await close(sub.close_code, sub.close_reason)
 
-    async def _receive_loop(self, session: Session, sub: Subscriber, receive: Any) -> None:
+    async def _receive_loop(
+        self, session: Session, sub: Subscriber, receive: Any, surface: str
+    ) -> None:
         frames_in = metrics.STATS.frames_in
         bytes_in = metrics.STATS.bytes_in
         while True:
@@ -167,8 +169,8 @@ class WsEndpoint:
             kind = message["type"]
             if kind == "websocket.receive":
                 text = message.get("text")
-                frames_in["ws"] += 1
-                bytes_in["ws"] += len(text if text is not None else message.get("bytes") or b"")
+                frames_in[surface] += 1
+                bytes_in[surface] += len(text if text is not None else message.get("bytes") or b"")
                 if text is None:
                     error = "Invalid request: binary frames are not supported; send JSON text"
                     sub.push(m.error_response(None, codes.INVALID_REQUEST, error), sub.cursor)

@@ -95,6 +95,33 @@ async def test_auth_failures_are_rate_limited_per_address(daemon_factory) -> Non
             assert TOKEN not in daemon.log_text
 
 
+async def test_codex_remote_endpoint_is_rate_limited_and_counted(daemon_factory) -> None:
+    """``/`` (codex --remote) counts refused tokens under ``remote`` and is limited too."""
+
+    async def close_code(token: str) -> int:
+        headers = [("Authorization", f"Bearer {token}")]
+        async with open_websocket_url(ws_url(daemon, "/"), extra_headers=headers) as ws:
+            with pytest.raises(ConnectionClosed) as closed:
+                await ws.get_message()
+        return closed.value.reason.code
+
+    with trio.fail_after(60):
+        env = {"ARGUS_TOKEN": TOKEN, "ARGUS_AUTH_FAIL_LIMIT": "3"}
+        async with daemon_factory(**env) as daemon:
+            for _ in range(2):
+                assert await close_code("wrong-token") == 1008
+            async with daemon.http(TOKEN) as http:
+                got = samples((await http.get("/metrics")).text)
+            assert got[("argus_auth_failures_total", (("surface", "remote"),))] == 2
+            assert got[("argus_auth_failures_total", (("surface", "ws"),))] == 0
+            assert await close_code("wrong-token") == 1008
+            # The admin token from the same address now waits on / as everywhere.
+            assert await close_code(TOKEN) == 4429
+            async with daemon.http(TOKEN) as http:
+                assert (await http.get("/sessions")).status_code == 429
+            assert TOKEN not in daemon.log_text
+
+
 async def test_json_log_format(daemon_factory) -> None:
     with trio.fail_after(60):
         async with daemon_factory(ARGUS_LOG_FORMAT="json", ARGUS_LOG_LEVEL="debug") as daemon:

@@ -2,7 +2,9 @@
 
 Two sessions, A and B, on a daemon with an admin token. Every row is one attempt made with
 A's token against B (or against the admin's surfaces): ``/ws`` (attach, ``since``),
-``/nodes/ws`` (register B's runtime node), ``/mcp`` (list, invoke B's node, cron), and every
+``/`` (codex ``--remote``: A's token lands in A, where B's thread is neither listed,
+resumed, read nor driven), ``/nodes/ws`` (register B's runtime node), ``/mcp`` (list,
+invoke B's node, cron), and every
 HTTP route. Each must be refused, and no answer may echo a token. The last rows check the
 other half of the promise: ids with ``..``, NUL or over-long values are refused before
 anything touches the filesystem (no directory appears under the home).
@@ -21,8 +23,9 @@ import trio
 from argus.auth import derive_session_token
 from bench.rawws import RawWs, WsClosed, port_of
 from tests.conftest import _leaks, _scan_log
-from tests.harness import Daemon, connect
+from tests.harness import Daemon, connect, text_input
 from tests.integration.nodes.test_nodes_scope import mcp_call
+from tests.integration.web.test_codex_remote_endpoint import remote, request, tui_handshake
 from tests.nodes_helpers import ADMIN, wait_node
 
 # (method, path, body) for every HTTP route; {b} is session B's id.
@@ -75,6 +78,23 @@ async def test_a_session_token_opens_nothing_of_another_session(daemon_factory, 
                 await wait_node(admin, f"runtime:{sb}")
                 token_a = derive_session_token(ADMIN, sa)
                 refused: list[str] = []
+                # /: A's token opens A (never B); B's thread is out of reach from there.
+                thread_b = await b.start_thread()
+                async with remote(d, token=token_a, headers=[]) as ra:
+                    assert (await tui_handshake(ra))["id"] == sa
+                    listed = await request(ra, "l", "thread/list", {})
+                    assert thread_b not in json.dumps(listed["result"])
+                    for rid, method, params in (
+                        ("r", "thread/resume", {"threadId": thread_b}),
+                        ("d", "thread/read", {"threadId": thread_b}),
+                        ("t", "turn/start", {"threadId": thread_b, "input": text_input("from A")}),
+                    ):
+                        answer = await request(ra, rid, method, params)
+                        assert "error" in answer and "result" not in answer, (method, answer)
+                        refused.append(f"/ {method}")
+                # B's thread ran nothing from A.
+                read = await b.request("thread/read", {"threadId": thread_b, "includeTurns": True})
+                assert read["result"]["thread"]["turns"] == [], read
                 # /ws: neither B's session nor its replay (session tokens open no /ws).
                 for target in (f"/ws?session={sb}", f"/ws?session={sb}&since=0", "/ws"):
                     assert await ws_close_code(d, target, token_a) == 1008, target
@@ -114,7 +134,7 @@ async def test_a_session_token_opens_nothing_of_another_session(daemon_factory, 
                 assert (await b.request("thread/list"))["result"] is not None
                 sessions = (await admin.get("/sessions")).json()["sessions"]
                 assert sorted(s["sessionId"] for s in sessions) == sorted([sa, sb])
-                assert len(refused) == 4 + 3 + 1 + len(HTTP_ROUTES)
+                assert len(refused) == 3 + 4 + 3 + 1 + len(HTTP_ROUTES)
 
 
 @pytest.mark.parametrize("bad", BAD_IDS)
