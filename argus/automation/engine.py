@@ -33,9 +33,7 @@ from .. import metrics
 from ..boundary import contained
 from ..config import Settings
 from ..procs import now_ms
-from ..protocol import codes
 from ..sessions.hooks import SessionHooks
-from ..sessions.internal_calls import RuntimeCallError
 from ..sessions.manager import SessionTable
 from ..sessions.session import Session
 from ..store import cron_records, records, turn_starts
@@ -44,12 +42,12 @@ from ..store.turn_starts import TurnStart
 from . import heartbeat, turn_input
 from .lanes import Lane, LaneTable
 from .start_records import START_ERRORS, StartResolution, turn_in_progress
+from .threads import START_TIMEOUT_S, ThreadLoading
 
 log = logging.getLogger(__name__)
 
 Offload = Callable[..., Awaitable[Any]]
 
-START_TIMEOUT_S = 120.0
 ENQUEUE_WAIT_S = 30.0
 BATCH_MAX = 50
 RECENT_STARTS = 256
@@ -81,7 +79,7 @@ class Plan:
     blocked: bool = False  # an earlier start of this lane is unresolved ("starting")
 
 
-class Engine(StartResolution, SessionHooks):
+class Engine(StartResolution, ThreadLoading, SessionHooks):
     """Lanes, workers and gateway turns for every session of the daemon.
 
     The clocks (``scheduler``) and the ``argus/*`` methods (``api``) sit above it and call
@@ -234,81 +232,6 @@ class Engine(StartResolution, SessionHooks):
         for lane in self.lanes.of_session(session_id):
             lane.release()
             self.lanes.lanes.pop((session_id, lane.thread_id), None)
-
-    # -- loaded threads ------------------------------------------------------------------
-
-    def _mark_loaded(self, session: Session, thread_id: Any) -> None:
-        if type(thread_id) is not str:
-            return
-        generation, threads = self.loaded.get(session.id, (-1, set()))
-        if generation != session.runtime_generation:
-            threads = set()
-            self.loaded[session.id] = (session.runtime_generation, threads)
-        if len(threads) < 10_000:  # bound: past it, threads are simply resumed again
-            threads.add(thread_id)
-
-    def is_loaded(self, session: Session, thread_id: str) -> bool:
-        """Whether the current runtime connection has ``thread_id`` loaded."""
-        generation, threads = self.loaded.get(session.id, (-1, set()))
-        return generation == session.runtime_generation and thread_id in threads
-
-    def thread_policy(self) -> dict[str, Any]:
-        """Approval and sandbox of the daemon's threads (safe defaults, configurable)."""
-        return {
-            "approvalPolicy": self.settings.automation_approval_policy,
-            "sandbox": self.settings.automation_sandbox,
-        }
-
-    async def ensure_loaded(self, session: Session, thread_id: str) -> None:
-        """``thread/resume`` unless the thread is loaded in this runtime connection."""
-        if session.state == "running" and self.is_loaded(session, thread_id):
-            return
-        params = {"threadId": thread_id, **self.thread_policy()}
-        cwd = session.workspace_cwd()
-        if cwd:
-            params["cwd"] = cwd
-        await session.call("thread/resume", params, timeout=START_TIMEOUT_S)
-        self._mark_loaded(session, thread_id)
-
-    async def start_thread(self, session: Session) -> str:
-        """``thread/start`` with the daemon's policy; the new thread's id."""
-        params: dict[str, Any] = dict(self.thread_policy())
-        cwd = session.workspace_cwd()
-        if cwd:
-            params["cwd"] = cwd
-        result = await session.call("thread/start", params, timeout=START_TIMEOUT_S)
-        thread = result.get("thread") if isinstance(result, dict) else None
-        thread_id = thread.get("id") if isinstance(thread, dict) else None
-        if not isinstance(thread_id, str) or not thread_id.strip():
-            raise RuntimeCallError(
-                {
-                    "code": codes.GATEWAY_ERROR,
-                    "message": "Invalid thread/start response (missing thread.id)",
-                }
-            )
-        self._mark_loaded(session, thread_id)
-        return thread_id
-
-    async def ensure_main_thread(self, session: Session) -> str:
-        """The session's main thread, created once: serialised per session."""
-        lock = self.main_locks.setdefault(session.id, trio.Lock())
-        async with lock:
-            existing = await self.store.run(records.get_main_thread, session.id)
-            if existing:
-                try:
-                    await self.ensure_loaded(session, existing)
-                    return existing
-                except RuntimeCallError as exc:
-                    log.warning(
-                        "cannot resume main thread, starting a new one session=%s thread=%s: %s",
-                        session.id,
-                        existing,
-                        exc,
-                    )
-            thread_id = await self.start_thread(session)
-            await self.store.run(records.set_main_thread, session.id, thread_id)
-            log.info("main thread created session=%s thread=%s", session.id, thread_id)
-            return thread_id
 
     # -- lane workers --------------------------------------------------------------------
 
